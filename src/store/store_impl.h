@@ -1,0 +1,85 @@
+/* Inside the store room: the ct_store struct, its cache of prepared
+ * statements, and the helpers every store source shares (errors, the
+ * "operation" transaction wrapper, text copies). Not a public header. */
+#ifndef CARDIOTWIN_STORE_IMPL_H
+#define CARDIOTWIN_STORE_IMPL_H
+
+#include <sqlite3.h>
+
+#include "cardiotwin/store.h"
+
+/* Every statement the store runs more than once. Prepared on first use with
+ * SQLITE_PREPARE_PERSISTENT and kept until ct_store_close, so that writing a
+ * block costs a bind and a step, never a parse. */
+enum ct_store_stmt_id {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
+    STMT_PATIENT_INSERT,
+    STMT_PATIENT_GET,
+    STMT_RECORD_FIND,
+    STMT_RECORD_INSERT,
+    STMT_RECORD_DELETE,
+    STMT_SIGNAL_INSERT,
+    STMT_SIGNAL_LIST,
+    STMT_SIGNAL_GET,
+    STMT_SIGNAL_GROW,
+    STMT_RECORD_GROW,
+    STMT_BLOCK_LAST,
+    STMT_BLOCK_RANGE,
+    STMT_BLOCK_INSERT,
+    STMT_BLOCK_UPDATE,
+    STMT_ANN_INSERT,
+    STMT_ANN_READ,
+    STMT_RES_CURRENT,
+    STMT_RES_VERSION_INSERT,
+    STMT_RES_UPSERT,
+    STMT_RES_GET_LATEST,
+    STMT_RES_GET_VERSION,
+    STMT_COUNT_
+};
+
+struct ct_store {
+    sqlite3 *db;
+    char path[4096];
+    int schema_version;
+    int in_txn;        /* ct_store_begin was called and not yet ended */
+    int txn_broken;    /* SQLite rolled the caller's transaction back */
+    sqlite3_stmt *stmt[STMT_COUNT_];
+    /* One block of encoded samples: the write path's only buffer. */
+    unsigned char block[2 * CT_STORE_BLOCK_SAMPLES];
+};
+
+/* The cached statement `id`, reset and unbound, or NULL with err filled. */
+sqlite3_stmt *ct_store_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error *err);
+/* Resets and unbinds a statement after use (the cache keeps it). */
+void ct_store_stmt_done(sqlite3_stmt *s);
+
+/* CT_EDB (or a finer code for constraint failures the caller asked about)
+ * with "what: <sqlite message>". */
+int ct_store_db_error(ct_store *st, ct_error *err, const char *fmt, ...) CT_PRINTF(3, 4);
+
+/* An operation is what one public write function does: all or nothing.
+ * Outside a caller transaction it is its own BEGIN IMMEDIATE ... COMMIT;
+ * inside one it is a SAVEPOINT, so a failed call leaves the caller's
+ * transaction as it was before the call and usable. */
+int ct_store_op_begin(ct_store *st, ct_error *err);
+int ct_store_op_end(ct_store *st, int rc, ct_error *err);
+
+/* Copies column `col` (TEXT or NULL) into dst[cap]; CT_EDB when it does not
+ * fit, which only a database written by someone else can cause. */
+int ct_store_copy_text(ct_store *st, sqlite3_stmt *s, int col, char *dst, size_t cap,
+                       const char *what, ct_error *err);
+
+/* 0 when s is a NUL-terminated string shorter than cap (and non-empty if
+ * required), else CT_EINVAL naming the field. */
+int ct_store_check_text(const char *s, size_t cap, int required, const char *field,
+                        ct_error *err);
+
+/* UTC milliseconds since the epoch. */
+int64_t ct_store_now_ms(void);
+
+#endif
