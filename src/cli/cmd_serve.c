@@ -1,0 +1,246 @@
+/* cardiotwin serve: runs the HTTPS server until SIGINT or SIGTERM. The
+ * signals are blocked before the server starts, so that every civetweb
+ * worker inherits the mask and the main thread alone receives them, in
+ * sigwait: no handler, no flag shared between threads, and the stop
+ * happens in ordinary code (ct_http_stop joins the workers).
+ *
+ * stdout gets exactly one line, "cardiotwin: listening on URL", flushed
+ * at once, so that scripts can wait for it and read the port; everything
+ * else (access log, server messages) goes to stderr. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cardiotwin/cli.h"
+#include "cardiotwin/http.h"
+
+#define CMD "serve"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cardiotwin serve [--bind ADDR] [--port N] [--cert PEM --key PEM] [--threads N]\n"
+            "\n"
+            "Runs the HTTPS server (TLS 1.2 and 1.3 only; there is no plain-HTTP port)\n"
+            "until SIGINT or SIGTERM, then stops cleanly and exits 0. Once listening it\n"
+            "prints 'cardiotwin: listening on https://ADDR:PORT/' on stdout; the access\n"
+            "log and server messages go to stderr (--quiet keeps errors and warnings only).\n"
+            "\n"
+            "options:\n"
+            "  --bind ADDR    IPv4 or IPv6 address to listen on (default %s;\n"
+            "                 0.0.0.0 or :: for every interface)\n"
+            "  --port N       TCP port, 0..65535 (default %d; 0 lets the system choose,\n"
+            "                 and the line on stdout tells which)\n"
+            "  --cert PEM     certificate chain, leaf first (needs --key)\n"
+            "  --key PEM      its unencrypted private key; must not be readable by others\n"
+            "  --threads N    worker threads, 1..%d (default %d): one per open connection\n"
+            "  --help         print this help and exit\n"
+            "\n"
+            "Without --cert and --key, a self-signed certificate for localhost, 127.0.0.1\n"
+            "and ::1 is generated on first start next to the database (%s and\n"
+            "%s, the key with mode 0600) and reused afterwards; give\n"
+            "clients that certificate to trust (e.g. curl --cacert).\n"
+            "\n"
+            "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"}\n",
+            CT_HTTP_DEFAULT_BIND, CT_HTTP_DEFAULT_PORT, CT_HTTP_MAX_THREADS,
+            CT_HTTP_DEFAULT_THREADS, CT_HTTP_CERT_FILE, CT_HTTP_KEY_FILE);
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* What callbacks print with: the log callbacks run on worker threads and
+ * read this only. */
+typedef struct serve_log {
+    int quiet;
+} serve_log;
+
+/* Bytes a client chose (the decoded path) and civetweb's messages may hold
+ * control characters; one log line must stay one line. */
+static void print_escaped(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
+static void utc_now(char *buf, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void on_access(void *user, const ct_http_access *a)
+{
+    const serve_log *lg = user;
+    if (lg->quiet)
+        return;
+    char when[40];
+    utc_now(when, sizeof when);
+    /* One fprintf-family sequence under the stream lock, so that lines from
+     * concurrent workers do not interleave. */
+    flockfile(stderr);
+    fprintf(stderr, "%s %s %s \"%s ", when, a->remote_addr, a->subject, a->method);
+    print_escaped(stderr, a->path);
+    fprintf(stderr, "\" %d %lld %.3fms\n", a->status, (long long)a->body_bytes,
+            (double)a->duration_us / 1000.0);
+    funlockfile(stderr);
+}
+
+static void on_log(void *user, ct_http_log_level level, const char *msg)
+{
+    const serve_log *lg = user;
+    if (lg->quiet && level == CT_HTTP_LOG_INFO)
+        return;
+    static const char *const names[] = {"error", "warning", "info"};
+    const char *name = (unsigned)level < 3 ? names[level] : "log";
+    char when[40];
+    utc_now(when, sizeof when);
+    flockfile(stderr);
+    fprintf(stderr, "%s cardiotwin %s: %s: ", when, CMD, name);
+    print_escaped(stderr, msg);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}
+
+/* The generated certificate lives next to the database. */
+static int db_dir(const char *db_path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(db_path, '/');
+    int w;
+    if (!slash)
+        w = snprintf(buf, cap, ".");
+    else if (slash == db_path)
+        w = snprintf(buf, cap, "/");
+    else
+        w = snprintf(buf, cap, "%.*s", (int)(slash - db_path), db_path);
+    return (w < 0 || (size_t)w >= cap) ? -1 : 0;
+}
+
+int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
+{
+    enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS };
+    static const struct option longopts[] = {
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"port", required_argument, NULL, OPT_PORT},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+
+    ct_http_options opt;
+    ct_http_options_init(&opt);
+    long v;
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":h", longopts, NULL);
+        if (c == -1)
+            break;
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return CT_EXIT_OK;
+        case OPT_BIND:
+            opt.bind_addr = optarg;
+            break;
+        case OPT_PORT:
+            if (parse_int(optarg, 0, 65535, &v) != 0)
+                return ct_cli_usage(CMD, "--port '%s' is not a port number 0..65535", optarg);
+            opt.port = (int)v;
+            break;
+        case OPT_CERT:
+            opt.cert_path = optarg;
+            break;
+        case OPT_KEY:
+            opt.key_path = optarg;
+            break;
+        case OPT_THREADS:
+            if (parse_int(optarg, 1, CT_HTTP_MAX_THREADS, &v) != 0)
+                return ct_cli_usage(CMD, "--threads '%s' is not a number 1..%d", optarg,
+                                    CT_HTTP_MAX_THREADS);
+            opt.threads = (int)v;
+            break;
+        case ':':
+            return ct_cli_usage(CMD, "%s needs a value", argv[optind - 1]);
+        default:
+            if (optopt > 0 && optopt < OPT_BIND)
+                return ct_cli_usage(CMD, "unknown option '-%c'", optopt);
+            return ct_cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return ct_cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+    if (!opt.cert_path != !opt.key_path)
+        return ct_cli_usage(CMD, "%s needs %s as well", opt.cert_path ? "--cert" : "--key",
+                            opt.cert_path ? "--key" : "--cert");
+    if ((opt.cert_path && !*opt.cert_path) || (opt.key_path && !*opt.key_path))
+        return ct_cli_usage(CMD, "--cert and --key need file names");
+
+    char state_dir[PATH_MAX];
+    if (!opt.cert_path) {
+        if (db_dir(cli->db_path, state_dir, sizeof state_dir) != 0)
+            return ct_cli_fail(CMD, "database path %s is too long", cli->db_path);
+        opt.state_dir = state_dir;
+    }
+    serve_log lg = {.quiet = cli->quiet};
+    opt.on_access = on_access;
+    opt.on_log = on_log;
+    opt.log_user = &lg;
+
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask) != 0)
+        return ct_cli_fail(CMD, "cannot block SIGINT and SIGTERM");
+
+    ct_http_server *srv = NULL;
+    ct_error err = {0};
+    if (ct_http_start(&opt, &srv, &err) != 0) {
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+        return ct_cli_fail(CMD, "%s", err.msg);
+    }
+    char url[96];
+    ct_http_url(srv, url, sizeof url);
+    printf("cardiotwin: listening on %s\n", url);
+    fflush(stdout);
+
+    int sig = SIGTERM;
+    if (sigwait(&stop_signals, &sig) != 0)
+        sig = SIGTERM; /* only EINVAL, for a set we built ourselves: stop anyway */
+    if (!cli->quiet) {
+        char when[40];
+        utc_now(when, sizeof when);
+        fprintf(stderr, "%s cardiotwin %s: info: %s received, stopping\n", when, CMD,
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    ct_http_stop(srv);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    return CT_EXIT_OK;
+}

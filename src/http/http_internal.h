@@ -1,0 +1,159 @@
+/* Inside the http room: the server object, the request context every
+ * handler receives, the route table's shape and the TLS helpers. Nothing
+ * here is visible outside src/http. */
+#ifndef CT_HTTP_INTERNAL_H
+#define CT_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <civetweb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "cardiotwin/http.h"
+
+/* ---- the server ----------------------------------------------------------- */
+struct ct_http_server {
+    struct mg_context *mg;
+    ct_http_options opt;          /* copy; strings point into the buffers below */
+    char bind_addr[64];           /* without brackets */
+    int bind_is_ipv6;
+    int port;                     /* bound port */
+    char cert_path[CT_HTTP_PATH_MAX];
+    char key_path[CT_HTTP_PATH_MAX];
+    char extra_headers[512];      /* security headers for civetweb's own error pages */
+    X509 *cert;                   /* loaded by ct_http_start, installed by init_ssl, */
+    STACK_OF(X509) *chain;        /* then released: the SSL_CTX keeps its own */
+    EVP_PKEY *key;                /* references and nothing else holds the key */
+    ct_error tls_err;             /* why init_ssl refused, for ct_http_start */
+    pthread_mutex_t log_lock;     /* guards the two fields below */
+    int starting;                 /* civetweb messages are captured, not forwarded */
+    char start_msg[CT_ERROR_MSG_MAX];
+    int lib_initialized;          /* mg_init_library succeeded: call mg_exit_library */
+};
+
+/* Logs through opt.on_log (if any). The message must not hold secrets. */
+void ct_http_log(ct_http_server *srv, ct_http_log_level level, const char *fmt, ...) CT_PRINTF(3, 4);
+
+/* ---- methods ----------------------------------------------------------- */
+enum {
+    CT_HTTP_GET = 1u << 0,
+    CT_HTTP_HEAD = 1u << 1,
+    CT_HTTP_POST = 1u << 2,
+    CT_HTTP_PUT = 1u << 3,
+    CT_HTTP_DELETE = 1u << 4,
+    CT_HTTP_PATCH = 1u << 5,
+    CT_HTTP_OPTIONS = 1u << 6,
+};
+
+/* ---- who is calling -------------------------------------------------------
+ * Filled by the router's authorize step, the one place that will read bearer
+ * tokens and sessions; handlers only ever read it. Until tokens exist the
+ * caller is anonymous and every route that names a scope is refused. */
+typedef struct ct_http_caller {
+    int authenticated;        /* 0: anonymous */
+    char subject[128];        /* user or client id; "-" when anonymous */
+    char role[32];            /* e.g. "clinician", "device", "auditor" */
+    char scopes[512];         /* granted scopes, space-separated (SMART on FHIR style) */
+} ct_http_caller;
+
+typedef struct ct_http_req ct_http_req;
+typedef struct ct_http_route ct_http_route;
+
+/* A handler answers exactly once through ct_http_send* and returns the
+ * status it sent (what ct_http_send* return). */
+typedef int (*ct_http_handler_fn)(ct_http_req *req);
+
+struct ct_http_route {
+    unsigned methods;         /* CT_HTTP_GET | CT_HTTP_HEAD ... */
+    const char *path;         /* "/healthz", "/fhir" */
+    int prefix;               /* 1: also path/anything (segment boundary) */
+    const char *scope;        /* scope the caller must hold; NULL = public */
+    ct_http_handler_fn fn;
+};
+
+/* The request context: one per request, on the worker's stack. */
+struct ct_http_req {
+    struct mg_connection *conn;
+    ct_http_server *srv;
+    const struct mg_request_info *ri;
+    const char *method;       /* "GET" */
+    unsigned method_bit;      /* CT_HTTP_GET ..., 0 for a method we do not know */
+    const char *path;         /* decoded, no dot segments, no %00 or %2F, no query;
+                               * NULL when the request path was refused */
+    const char *query;        /* raw query string or NULL */
+    const char *path_rest;    /* what follows route->path ("" or "/..."), for prefix routes */
+    const ct_http_route *route;
+    ct_http_caller caller;    /* who is asking: set by authorize, before the handler */
+    int unread_body;          /* the request has a body nobody has read yet; a
+                               * reader of the body clears it once it is all in */
+    int64_t start_us;         /* monotonic, for the access log */
+    int status;               /* sent status, 0 until then */
+    int64_t body_bytes;       /* response body bytes written */
+};
+
+/* civetweb request handler registered for "/": routes every request. */
+int ct_http_dispatch(struct mg_connection *conn, void *cbdata);
+
+/* ---- responses (response.c) ------------------------------------------------ */
+typedef struct ct_http_resp {
+    int status;
+    const char *content_type;   /* NULL: no body expected */
+    const void *body;
+    size_t body_len;
+    const char *allow;          /* Allow header (405), or NULL */
+    const char *www_authenticate; /* WWW-Authenticate header (401), or NULL */
+    const char *cache_control;  /* NULL: "no-store" (responses may carry patient data) */
+    int close;                  /* 1: close the connection after this response */
+} ct_http_resp;
+
+/* Sends the status line, the security headers and the body (none for
+ * HEAD). Returns r->status, or -1 when the response could not be started
+ * (already sent). */
+int ct_http_send(ct_http_req *req, const ct_http_resp *r);
+/* Sends a JSON text (NUL-terminated) with Content-Type application/json. */
+int ct_http_send_json(ct_http_req *req, int status, const char *json);
+/* Sends {"status":N,"error":"<reason phrase>","message":"..."}. The message
+ * is JSON-escaped; never put request data or secrets in it. */
+int ct_http_send_error(ct_http_req *req, int status, const char *message);
+/* The same with the other fields of head (allow, close ...) kept. */
+int ct_http_send_error_resp(ct_http_req *req, const ct_http_resp *head, const char *message);
+
+/* The headers every response carries, for responses we build and (through
+ * civetweb's additional_header) for the ones civetweb builds itself. */
+typedef struct ct_http_header {
+    const char *name;
+    const char *value;
+} ct_http_header;
+extern const ct_http_header ct_http_security_headers[];
+extern const size_t ct_http_n_security_headers;
+/* Two years, as Mozilla's profile and the HSTS preload list ask. */
+#define CT_HTTP_HSTS_MAX_AGE "63072000"
+
+/* ---- handlers ------------------------------------------------------------ */
+int ct_http_handle_healthz(ct_http_req *req);
+
+/* ---- TLS (tls.c) ------------------------------------------------------------ */
+/* Reads the certificate chain and the private key (refusing a key file that
+ * others can read, an encrypted key, a key that does not match, oversized
+ * files) into srv->cert, srv->chain and srv->key. strict_key_mode: refuse
+ * group access too (for the generated key). */
+int ct_http_tls_load(ct_http_server *srv, int strict_key_mode, ct_error *err);
+/* Applies our TLS policy to civetweb's SSL_CTX and installs the loaded
+ * certificate and key. */
+int ct_http_tls_configure(ct_http_server *srv, SSL_CTX *ctx, ct_error *err);
+void ct_http_tls_release(ct_http_server *srv);
+/* "AB:CD:..." SHA-256 fingerprint of cert; buf needs 96 bytes. */
+void ct_http_tls_fingerprint(X509 *cert, char *buf, size_t cap);
+
+#define CT_HTTP_TLS12_CIPHERS                                                   \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+#define CT_HTTP_TLS_GROUPS "X25519:P-256:P-384"
+/* PEM files larger than this are not certificates or keys we serve. */
+#define CT_HTTP_PEM_MAX_BYTES (256 * 1024)
+
+#endif

@@ -1,0 +1,114 @@
+/* http room, responses: the one way a handler answers. Every response
+ * leaves through ct_http_send, so the security headers, Cache-Control and
+ * the HEAD rule (headers, no body) are applied in one place and a new
+ * handler cannot forget them.
+ *
+ * Headers go through civetweb's response-header API rather than one
+ * buffered write: it costs a TLS record per header line (TCP_NODELAY keeps
+ * that from waiting on delayed ACKs), but civetweb then keeps its own
+ * keep-alive bookkeeping and Connection header right. If responses ever
+ * dominate the profile, building the head in one buffer is the next step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "http_internal.h"
+
+const ct_http_header ct_http_security_headers[] = {
+    {"Strict-Transport-Security", "max-age=" CT_HTTP_HSTS_MAX_AGE},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    /* An API: nothing in a response may load or run anything. The dashboard
+     * will send its own, looser policy for its pages. */
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+};
+const size_t ct_http_n_security_headers =
+    sizeof ct_http_security_headers / sizeof ct_http_security_headers[0];
+
+int ct_http_send(ct_http_req *req, const ct_http_resp *r)
+{
+    struct mg_connection *c = req->conn;
+    if (req->status != 0 || mg_response_header_start(c, r->status) != 0)
+        return -1;
+    for (size_t i = 0; i < ct_http_n_security_headers; i++)
+        mg_response_header_add(c, ct_http_security_headers[i].name,
+                               ct_http_security_headers[i].value, -1);
+    mg_response_header_add(c, "Cache-Control", r->cache_control ? r->cache_control : "no-store",
+                           -1);
+    if (r->allow)
+        mg_response_header_add(c, "Allow", r->allow, -1);
+    if (r->www_authenticate)
+        mg_response_header_add(c, "WWW-Authenticate", r->www_authenticate, -1);
+    if (r->content_type)
+        mg_response_header_add(c, "Content-Type", r->content_type, -1);
+    char len[32];
+    snprintf(len, sizeof len, "%zu", r->body_len);
+    mg_response_header_add(c, "Content-Length", len, -1);
+
+    /* A request body nobody read would make civetweb read and discard it
+     * before the next request on this connection, however large it claims
+     * to be; closing costs the client one handshake and bounds the work. */
+    if (r->close || req->unread_body)
+        mg_disable_keep_alive(c);
+    mg_response_header_send(c);
+
+    req->status = r->status;
+    if (r->body_len > 0 && !(req->method_bit & CT_HTTP_HEAD)) {
+        int n = mg_write(c, r->body, r->body_len);
+        if (n > 0)
+            req->body_bytes = n;
+    }
+    return r->status;
+}
+
+int ct_http_send_json(ct_http_req *req, int status, const char *json)
+{
+    ct_http_resp r = {
+        .status = status,
+        .content_type = "application/json",
+        .body = json,
+        .body_len = json ? strlen(json) : 0,
+    };
+    return ct_http_send(req, &r);
+}
+
+/* Stable machine-readable names, in the spirit of the status line. */
+static const char *error_name(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 500: return "internal_error";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "server_error" : "client_error";
+    }
+}
+
+int ct_http_send_error_resp(ct_http_req *req, const ct_http_resp *head, const char *message)
+{
+    json_t *o = json_pack("{s:i,s:s,s:s}", "status", head->status, "error",
+                          error_name(head->status), "message", message ? message : "");
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    ct_http_resp r = *head;
+    r.content_type = "application/json";
+    r.body = text ? text : "{}";
+    r.body_len = text ? strlen(text) : 2;
+    int rc = ct_http_send(req, &r);
+    free(text);
+    return rc;
+}
+
+int ct_http_send_error(ct_http_req *req, int status, const char *message)
+{
+    ct_http_resp head = {.status = status};
+    return ct_http_send_error_resp(req, &head, message);
+}
