@@ -1,7 +1,8 @@
 /* client: cardiotwin's outbound HTTP, on libcurl. Its first job is fetching
  * one file (a PhysioNet record file, later an upstream FHIR resource) to a
  * path on disk so that a failed or hostile transfer can never leave a partial
- * or unverified file under the final name.
+ * or unverified file under the final name; on top of it,
+ * ct_client_download_record fetches a whole WFDB record the same way.
  *
  * A download writes DEST.part, resumes it with a Range request after a cut
  * connection, retries transient failures (connection errors, timeouts, HTTP
@@ -114,5 +115,95 @@ int ct_client_url_join(const char *base, const char *name, char *out, size_t out
 /* Pause before retry number `retry` (1 for the first retry):
  * backoff_base_ms * 2^(retry-1), capped at backoff_max_ms. */
 long ct_client_backoff_ms(const ct_client_options *o, int retry);
+
+/* ---- WFDB records (PhysioNet) ------------------------------------------------
+ *
+ * A record (RECORD.hea, the signal files its header names, RECORD.atr) is
+ * downloaded into a staging folder beside its destination,
+ * DEST/.partial-RECORD/, checked there as a whole with the wfdb room (header
+ * parsed, every signal decoded against the header's first values and
+ * checksums, annotations parsed and inside the record), and only then renamed
+ * file by file into DEST, header last. So nothing unverified ever sits under
+ * DEST/RECORD.*, and a header in DEST means its whole record is there. After
+ * a network failure the staging folder keeps its .part files for the next
+ * call to resume; after any other failure it is removed. A lock file in it
+ * keeps two downloads of one record into one folder apart. */
+
+/* Longest record name; a record name is letters, digits and '_'. */
+#define CT_CLIENT_RECORD_NAME_MAX 63
+
+/* What a record download came to. */
+typedef enum ct_client_record_status {
+    CT_CLIENT_RECORD_FAILED = 0, /* the call failed: its error says why */
+    CT_CLIENT_RECORD_PRESENT,    /* already in dest_dir and verified: nothing was fetched */
+    CT_CLIENT_RECORD_DOWNLOADED, /* fetched, verified and moved into dest_dir */
+    CT_CLIENT_RECORD_REPLACED,   /* the copy in dest_dir did not verify: fetched again,
+                                    verified, and put in its place */
+} ct_client_record_status;
+
+/* What one record download did, for the caller's summary. The record's
+ * figures (n_files ... n_annotations) are those of the verified record
+ * (PRESENT, DOWNLOADED, REPLACED); on failure they are 0 and the counters
+ * say what was tried. */
+typedef struct ct_client_record_result {
+    ct_client_record_status status;
+    int n_files;           /* header, signal files and annotations */
+    int n_signals;
+    int64_t n_samples;     /* per signal */
+    size_t n_annotations;
+    int64_t bytes;         /* downloaded by this call; a file an earlier call finished is not counted */
+    int retries;           /* over all files */
+    int resumed;           /* attempts that continued a .part file */
+    int restarted;         /* attempts that had a .part file but had to start from zero */
+    char unverified[CT_ERROR_MSG_MAX]; /* REPLACED: why the old copy did not verify */
+} ct_client_record_result;
+
+/* Hooks for a person watching a record download; each may be NULL. record is
+ * the record's name, file the name of one of its files ("100.dat"). */
+typedef struct ct_client_record_callbacks {
+    /* A file's transfer begins (not called for a file the staging folder
+     * already holds whole from an earlier call). */
+    void (*file_begin)(void *ctx, const char *record, const char *file);
+    /* Bytes of that file arrived, as ct_client_progress_fn. */
+    void (*file_progress)(void *ctx, const char *record, const char *file, int64_t done_bytes,
+                          int64_t total_bytes);
+    /* That file's transfer ended, well or not. */
+    void (*file_end)(void *ctx, const char *record, const char *file);
+    /* A retry of that file is about to be made, as ct_client_retry_fn. */
+    void (*retry)(void *ctx, const char *record, const char *file, int attempt, long wait_ms,
+                  const char *reason);
+    /* The copy in dest_dir does not verify (reason: the check's error) and is
+     * about to be downloaded again; called before any transfer. */
+    void (*replacing)(void *ctx, const char *record, const char *reason);
+    void *ctx;             /* handed to every hook */
+} ct_client_record_callbacks;
+
+/* 1 when record is a record name: 1..CT_CLIENT_RECORD_NAME_MAX letters,
+ * digits and '_' (so never a path, never hidden), else 0. */
+int ct_client_record_name_ok(const char *record);
+
+/* mkdir -p, for a download's destination folder: every missing folder of
+ * path is created (0755). CT_EIO naming the folder that could not be made,
+ * or when path exists and is not a folder; CT_EINVAL for an empty path,
+ * CT_ELIMIT for one longer than PATH_MAX. */
+int ct_client_make_dirs(const char *path, ct_error *err);
+
+/* Downloads WFDB record `record` from base_url (http:// or https://, the
+ * folder holding RECORD.hea) into dest_dir, which must exist, as described
+ * above: a record whose header is already in dest_dir and verifies is left
+ * as it is (PRESENT); one that does not verify is downloaded again and
+ * replaced (REPLACED). Each file is fetched with ct_client_download, with its
+ * size bounded by the header (signal files), CT_WFDB_MAX_HEADER_BYTES
+ * (header) or 64 MiB (annotations). cb and res may be NULL. The client's own
+ * on_progress and on_retry hooks are called as well as cb's.
+ *
+ * Errors are one line starting "record RECORD: FILE: " when a file is at
+ * fault: CT_EINVAL (bad record name or base URL), CT_EEXIST (another download
+ * of the record into dest_dir is running), those of ct_client_download
+ * (CT_ENOTFOUND, CT_ENET, CT_ETLS, CT_ELIMIT, CT_EIO), and those of the wfdb
+ * room's readers (CT_EFORMAT, CT_ECHECKSUM, CT_EUNSUPPORTED ...). */
+int ct_client_download_record(ct_client *c, const char *base_url, const char *dest_dir,
+                              const char *record, const ct_client_record_callbacks *cb,
+                              ct_client_record_result *res, ct_error *err);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include "cardiotwin/cli.h"
 
-static void vprint_line(const char *cmd, const char *suffix, const char *fmt, va_list ap)
+CT_PRINTF(3, 0) static void vprint_line(const char *cmd, const char *suffix, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include "cardiotwin/cli.h"
+#include "cardiotwin/client.h"
 #include "cardiotwin/version.h"
 
 static const ct_cli_command commands[] = {
     {"import", "store WFDB records (signals and reference annotations) in the database", ct_cmd_import},
     {"mitdb", "download MIT-BIH Arrhythmia Database records from PhysioNet", ct_cmd_mitdb},
     {"serve", "run the HTTPS server", ct_cmd_serve},
+    {"eval", "score the detector against reference annotations (EC57)", ct_cmd_eval},
+    {"audit", "verify, checkpoint and export the tamper-evident audit log", ct_cmd_audit},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -41,7 +44,7 @@ static void print_help(FILE *out)
             "exit codes: 0 ok, 1 failure, 2 usage error.\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     ct_cli cli = {0};
     cli.db_path = getenv("CARDIOTWIN_DB");
@@ -123,5 +126,17 @@ int main(int argc, char **argv)
         }
     }
     free(rest);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* libcurl's process-wide set-up, once, before any command may use it,
+     * and its tear-down on every way out. */
+    ct_error init_err = {0};
+    if (ct_client_global_init(&init_err) != 0)
+        return ct_cli_fail(NULL, "%s", init_err.msg);
+    int rc = run(argc, argv);
+    ct_client_global_cleanup();
     return rc;
 }
