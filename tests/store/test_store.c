@@ -317,39 +317,55 @@ static void test_tampered_migration_refused(void **state)
     assert_non_null(edited);
     memcpy(edited, ct_migrations[0].data, ct_migrations[0].size);
     memcpy(edited + ct_migrations[0].size, edit, strlen(edit) + 1);
-    ct_embedded_file m[1] = {{"0001_initial.sql", edited, len}};
-    assert_int_equal(ct_store_open_migrations(f->path, m, 1, &st, &err), CT_EDB);
+    /* The binary's whole list, with only the first migration changed. */
+    ct_embedded_file *m = calloc(ct_migrations_count, sizeof *m);
+    assert_non_null(m);
+    memcpy(m, ct_migrations, ct_migrations_count * sizeof *m);
+    m[0] = (ct_embedded_file){"0001_initial.sql", edited, len};
+    assert_int_equal(ct_store_open_migrations(f->path, m, ct_migrations_count, &st, &err), CT_EDB);
     assert_contains(err.msg, "must never be edited");
     free(edited);
 
     /* A renamed migration is refused as well. */
-    ct_embedded_file renamed[1] = {{"0001_start.sql", ct_migrations[0].data, ct_migrations[0].size}};
-    assert_int_equal(ct_store_open_migrations(f->path, renamed, 1, &st, &err), CT_EDB);
+    m[0] = (ct_embedded_file){"0001_start.sql", ct_migrations[0].data, ct_migrations[0].size};
+    assert_int_equal(ct_store_open_migrations(f->path, m, ct_migrations_count, &st, &err), CT_EDB);
     assert_contains(err.msg, "renamed");
+    free(m);
 }
 
 static void test_added_migration_then_older_binary(void **state)
 {
     fixture *f = *state;
-    static const char m2[] = "CREATE TABLE beat (id INTEGER PRIMARY KEY, record_id INTEGER NOT NULL "
-                             "REFERENCES record(id), sample INTEGER NOT NULL) STRICT;\n";
-    ct_embedded_file m[2] = {ct_migrations[0], {"0002_beats.sql", (const unsigned char *)m2, sizeof m2 - 1}};
+    static const char extra[] = "CREATE TABLE beat (id INTEGER PRIMARY KEY, record_id INTEGER NOT NULL "
+                                "REFERENCES record(id), sample INTEGER NOT NULL) STRICT;\n";
+    /* The binary's own migrations plus one from a newer release. */
+    const size_t known = ct_migrations_count;
+    ct_embedded_file *m = calloc(known + 1, sizeof *m);
+    assert_non_null(m);
+    memcpy(m, ct_migrations, known * sizeof *m);
+    char name[32];
+    snprintf(name, sizeof name, "%04zu_beats.sql", known + 1);
+    m[known] = (ct_embedded_file){name, (const unsigned char *)extra, sizeof extra - 1};
     ct_error err = {0};
     ct_store *st = NULL;
-    /* Version 1 first, then 2 on the next open: one file at a time. */
+    /* The first version alone, then all of them on the next open. */
     assert_int_equal(ct_store_open_migrations(f->path, m, 1, &st, &err), CT_OK);
     assert_int_equal(ct_store_schema_version(st), 1);
     ct_store_close(st);
-    assert_int_equal(ct_store_open_migrations(f->path, m, 2, &st, &err), CT_OK);
-    assert_int_equal(ct_store_schema_version(st), 2);
+    assert_int_equal(ct_store_open_migrations(f->path, m, known + 1, &st, &err), CT_OK);
+    assert_int_equal(ct_store_schema_version(st), (int)known + 1);
     ct_store_close(st);
     sqlite3 *db = raw_open(f->path);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'beat'"), 1);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), (int64_t)known + 1);
     sqlite3_close(db);
-    /* This binary knows only version 1. */
+    free(m);
+    /* This binary knows one version less. */
     assert_int_equal(ct_store_open(f->path, &st, &err), CT_EVERSION);
-    assert_contains(err.msg, "schema version 2 is newer than this cardiotwin (knows up to 1)");
+    char want[128];
+    snprintf(want, sizeof want, "schema version %zu is newer than this cardiotwin (knows up to %zu)", known + 1,
+             known);
+    assert_contains(err.msg, want);
 }
 
 static void test_failing_migration_rolls_back(void **state)
