@@ -52,5 +52,7 @@ void ct_progress_finish(ct_progress *p);
 int ct_cmd_import(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_mitdb(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_serve(const ct_cli *cli, int argc, char **argv);
+int ct_cmd_eval(const ct_cli *cli, int argc, char **argv);
+int ct_cmd_audit(const ct_cli *cli, int argc, char **argv);
 
 #endif

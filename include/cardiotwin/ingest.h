@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cardiotwin/audit.h"
 #include "cardiotwin/error.h"
 #include "cardiotwin/store.h"
 
@@ -24,6 +25,9 @@ typedef struct ct_ingest_options {
     int require_annotations;    /* 1: a missing annotation file is an error */
     ct_ingest_progress_fn progress;
     void *progress_ctx;
+    /* Who imports, for the audit log entry written in the same transaction
+     * as the record; NULL: {"unknown", "operator", "local"}. */
+    const ct_audit_actor *actor;
 } ct_ingest_options;
 
 typedef struct ct_ingest_result {

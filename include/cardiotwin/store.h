@@ -169,4 +169,270 @@ int ct_store_resource_get(ct_store *st, const char *type, const char *id, int64_
 int ct_store_resource_delete(ct_store *st, const char *type, const char *id,
                              int64_t *version_out, ct_error *err);
 
+/* ---- FHIR search index, history and search (src/store/search.c) -------------- */
+/* A resource written with ct_store_resource_write carries the values of its
+ * search parameters (extracted by the caller, who knows FHIR); the store
+ * keeps them for the current version only and runs searches over them.
+ * Resources written with ct_store_resource_put have no index rows and are
+ * found only by _id and _lastUpdated. */
+typedef enum ct_store_index_kind {
+    CT_STORE_INDEX_TOKEN = 0,     /* system (optional) and code */
+    CT_STORE_INDEX_DATE = 1,      /* [start_ms, end_ms) */
+    CT_STORE_INDEX_REFERENCE = 2, /* ref_type (optional) and ref_id */
+    CT_STORE_INDEX_STRING = 3     /* text */
+} ct_store_index_kind;
+
+/* Open ends of a date range. */
+#define CT_STORE_TIME_MIN INT64_MIN
+#define CT_STORE_TIME_MAX INT64_MAX
+/* Most index values one version may carry; more is CT_ELIMIT. */
+#define CT_STORE_INDEX_MAX_ENTRIES 4096
+/* Longest token, reference or string value indexed (bytes). */
+#define CT_STORE_INDEX_MAX_TEXT 1024
+
+typedef struct ct_store_index_entry {
+    const char *param;            /* search parameter, e.g. "code" (1..64 bytes) */
+    ct_store_index_kind kind;
+    const char *system;           /* token: NULL when the coding has none */
+    const char *code;             /* token: required */
+    int64_t start_ms, end_ms;     /* date: start < end */
+    const char *ref_type;         /* reference: NULL when the type is not known */
+    const char *ref_id;           /* reference: required */
+    const char *text;             /* string: required */
+} ct_store_index_entry;
+
+/* Facts about one version, as written or found. */
+typedef struct ct_store_version_info {
+    int64_t version;              /* the version written (or, on CT_EEXIST, the current one; 0: none) */
+    int64_t last_updated_ms;
+    int deleted;                  /* the version is a deletion marker */
+    int created;                  /* the write made the resource exist (new, or after a delete) */
+} ct_store_version_info;
+
+typedef struct ct_store_write {
+    const char *type, *id;
+    const char *json;             /* the body, stored as given */
+    size_t len;
+    int64_t if_match;             /* > 0: only if the current version is this one and not deleted */
+    int if_absent;                /* 1: only if (type, id) has never been written */
+    const ct_store_index_entry *index;
+    size_t n_index;
+} ct_store_write;
+
+/* Writes a new version with its index rows, all or nothing (its own
+ * transaction, or a savepoint of the caller's). CT_EEXIST when a
+ * precondition fails (if_match is not the current version, or if_absent and
+ * the resource exists); out->version then holds the current version (0 when
+ * there is none) and nothing is written. CT_EINVAL or CT_ELIMIT for an index
+ * entry the schema would refuse, naming it. */
+int ct_store_resource_write(ct_store *st, const ct_store_write *w, ct_store_version_info *out,
+                            ct_error *err);
+/* Deletes (a marker version) and drops the index rows. if_match as above.
+ * CT_ENOTFOUND when the resource never existed. Deleting a deleted
+ * resource writes nothing: out describes the marker. */
+int ct_store_resource_remove(ct_store *st, const char *type, const char *id, int64_t if_match,
+                             ct_store_version_info *out, ct_error *err);
+
+/* One version read back. json is malloc'd (NULL for a deletion marker). */
+typedef struct ct_store_row {
+    char type[65];
+    char id[65];
+    int64_t version;
+    int64_t last_updated_ms;
+    int deleted;
+    char *json;
+    size_t len;
+} ct_store_row;
+
+typedef struct ct_store_rows {
+    ct_store_row *rows;
+    size_t n, cap;
+    size_t bytes;                 /* sum of the bodies' lengths */
+} ct_store_rows;
+void ct_store_rows_free(ct_store_rows *r);
+
+/* Versions of one resource, newest first: `count` of them after skipping
+ * `offset`, and (total, may be NULL) how many there are in all. since_ms >= 0
+ * keeps versions written at or after it. CT_ENOTFOUND when the resource
+ * never existed. Bodies stop being added once the page holds
+ * CT_STORE_PAGE_MAX_BYTES (at least one row is always returned). */
+#define CT_STORE_PAGE_MAX_BYTES ((size_t)32 * 1024 * 1024)
+#define CT_STORE_PAGE_MAX_ROWS 1000
+int ct_store_resource_history(ct_store *st, const char *type, const char *id, int64_t since_ms,
+                              int64_t offset, int count, ct_store_rows *out, int64_t *total,
+                              ct_error *err);
+
+/* The first indexed reference of `param` of the current version, e.g. the
+ * patient of an Observation. CT_ENOTFOUND when there is none. */
+int ct_store_resource_reference(ct_store *st, const char *type, const char *id, const char *param,
+                                char *ref_id, size_t cap, ct_error *err);
+
+/* ---- search ---- */
+typedef enum ct_store_cmp {
+    CT_STORE_CMP_EQ = 0,  /* the value's range lies within [start, end) */
+    CT_STORE_CMP_NE,      /* not EQ */
+    CT_STORE_CMP_GT,      /* the value reaches past end */
+    CT_STORE_CMP_LT,      /* the value starts before start */
+    CT_STORE_CMP_GE,      /* GT or EQ */
+    CT_STORE_CMP_LE,      /* LT or EQ */
+    CT_STORE_CMP_SA,      /* the value starts at or after end */
+    CT_STORE_CMP_EB,      /* the value ends at or before start */
+    CT_STORE_CMP_OVERLAP  /* the ranges overlap (FHIR's ap, once widened by the caller) */
+} ct_store_cmp;
+
+typedef enum ct_store_string_match {
+    CT_STORE_STRING_PREFIX = 0,   /* case-insensitive (ASCII) starts-with */
+    CT_STORE_STRING_EXACT,
+    CT_STORE_STRING_CONTAINS      /* case-insensitive (ASCII) */
+} ct_store_string_match;
+
+typedef struct ct_store_search_value {
+    const char *system;           /* token: NULL any system, "" no system */
+    const char *code;             /* token: NULL any code; _id: the id */
+    ct_store_cmp cmp;             /* date, _lastUpdated */
+    int64_t start_ms, end_ms;
+    const char *ref_type;         /* reference: NULL any type */
+    const char *ref_id;
+    const char *text;             /* string */
+    ct_store_string_match match;
+} ct_store_search_value;
+
+typedef enum ct_store_field {
+    CT_STORE_FIELD_INDEX = 0,     /* an indexed parameter (param, kind) */
+    CT_STORE_FIELD_ID,            /* Resource.id (values' code) */
+    CT_STORE_FIELD_LAST_UPDATED   /* meta.lastUpdated (values' dates, 1 ms wide) */
+} ct_store_field;
+
+typedef struct ct_store_search_clause {
+    ct_store_field field;
+    const char *param;
+    ct_store_index_kind kind;
+    int missing;                  /* -1: match the values; 1: has no value; 0: has one */
+    size_t n_values;              /* ORed; >= 1 unless missing >= 0 */
+    const ct_store_search_value *values;
+} ct_store_search_clause;
+
+typedef struct ct_store_sort_key {
+    ct_store_field field;
+    const char *param;            /* INDEX: a date or token parameter */
+    ct_store_index_kind kind;
+    int descending;
+} ct_store_sort_key;
+
+#define CT_STORE_SEARCH_MAX_CLAUSES 64
+#define CT_STORE_SEARCH_MAX_VALUES 256
+#define CT_STORE_SEARCH_MAX_SORT 8
+
+typedef struct ct_store_search_query {
+    const char *type;
+    size_t n_clauses;             /* ANDed */
+    const ct_store_search_clause *clauses;
+    size_t n_sort;                /* then by id; none: by last update, then id */
+    const ct_store_sort_key *sort;
+    int64_t offset;
+    int count;                    /* 0..CT_STORE_PAGE_MAX_ROWS; 0: the total only */
+    const char *include_param;    /* NULL, or follow this reference parameter of the matches ... */
+    const char *include_type;     /* ... to the current resources of this type */
+} ct_store_search_query;
+
+typedef struct ct_store_search_result {
+    int64_t total;                /* all matches, whatever the page */
+    ct_store_rows matches;        /* this page, in order; may stop short at CT_STORE_PAGE_MAX_BYTES */
+    ct_store_rows included;       /* distinct, current, not deleted, not among the matches */
+} ct_store_search_result;
+
+/* Runs a search on one read snapshot (or inside the caller's transaction).
+ * Deleted resources never match. CT_EINVAL or CT_ELIMIT for a query that
+ * breaks the limits above; out is cleared first and freed by the caller
+ * with ct_store_search_result_free, on success and failure alike. */
+int ct_store_search(ct_store *st, const ct_store_search_query *q, ct_store_search_result *out,
+                    ct_error *err);
+void ct_store_search_result_free(ct_store_search_result *r);
+
+/* ---- audit log rows (the audit room's storage) ------------------------------ */
+/* The store keeps the audit log's rows and checkpoints; the audit room
+ * (include/cardiotwin/audit.h) owns their meaning: hashing, signing,
+ * verifying. Use that room's API; these are its primitives. Text buffers
+ * hold at most their size - 1 bytes. */
+#define CT_STORE_AUDIT_DETAIL_MAX 8192
+
+typedef struct ct_store_audit_row {
+    int64_t seq;                  /* 1, 2, 3 ... */
+    int64_t time_ms;              /* UTC ms */
+    char actor[128];
+    char actor_role[32];
+    char client[64];
+    char action[32];
+    char resource_type[64];
+    char resource_id[128];
+    int64_t resource_version;     /* 0: none */
+    char patient[128];
+    int outcome;                  /* 0, 4, 8, 12 */
+    char outcome_desc[256];
+    char request_id[128];
+    int has_detail;               /* 0: detail is NULL (stored as NULL) */
+    char detail[CT_STORE_AUDIT_DETAIL_MAX + 1];
+    unsigned char prev_hash[32];
+    unsigned char hash[32];
+} ct_store_audit_row;
+
+/* Fills row->hash (and may adjust row->time_ms) once row->seq and
+ * row->prev_hash are known. Returns 0 or a CT_E... code. */
+typedef int (*ct_store_audit_seal_fn)(void *ctx, ct_store_audit_row *row, ct_error *err);
+
+/* Appends one row as one operation (its own transaction, or a savepoint of
+ * the caller's): reads the log's last entry under the write lock, sets
+ * row->seq to its seq + 1 and row->prev_hash to its hash (32 zero bytes for
+ * the first entry), calls seal, and inserts. The caller's other writes in
+ * the same transaction commit or roll back together with the row. */
+int ct_store_audit_append_row(ct_store *st, ct_store_audit_row *row, ct_store_audit_seal_fn seal,
+                              void *ctx, ct_error *err);
+/* The last entry's seq and hash; *seq 0 (and hash zeroed) when empty. */
+int ct_store_audit_last(ct_store *st, int64_t *seq, unsigned char hash[32], ct_error *err);
+/* One entry. CT_ENOTFOUND when there is no entry seq. */
+int ct_store_audit_get(ct_store *st, int64_t seq, ct_store_audit_row *out, ct_error *err);
+
+/* Rows in seq order from from_seq on, read with one statement. next returns
+ * 1 with a row, 0 at the end, or a negative CT_E... code; out->seq is set
+ * even when the row cannot be read (a value too long, a hash that is not
+ * 32 bytes: CT_EFORMAT), so that the caller can name the entry. */
+typedef struct ct_store_audit_iter ct_store_audit_iter;
+int ct_store_audit_iter_open(ct_store *st, int64_t from_seq, ct_store_audit_iter **out, ct_error *err);
+int ct_store_audit_iter_next(ct_store_audit_iter *it, ct_store_audit_row *out, ct_error *err);
+void ct_store_audit_iter_close(ct_store_audit_iter *it);
+
+typedef struct ct_store_checkpoint_row {
+    int64_t id;                   /* 1, 2, 3 ... */
+    int64_t size;                 /* entries 1..size are signed */
+    unsigned char head_hash[32];
+    unsigned char merkle_root[32];
+    int64_t time_ms;
+    char key_id[65];              /* hex SHA-256 of the raw Ed25519 public key */
+    unsigned char signature[64];
+    int n_frontier;               /* popcount(size) when well formed */
+    unsigned char frontier[64][32];
+} ct_store_checkpoint_row;
+
+/* Inserts a checkpoint (the database refuses one that does not follow the
+ * last or names a head that is not in the log). */
+int ct_store_checkpoint_insert(ct_store *st, const ct_store_checkpoint_row *cp, ct_error *err);
+/* The newest checkpoint; CT_ENOTFOUND when there is none. */
+int ct_store_checkpoint_latest(ct_store *st, ct_store_checkpoint_row *out, ct_error *err);
+/* The checkpoint with the largest size <= max_size; CT_ENOTFOUND if none. */
+int ct_store_checkpoint_at_or_below(ct_store *st, int64_t max_size, ct_store_checkpoint_row *out,
+                                    ct_error *err);
+/* Checkpoints in id order (same contract as the row iterator). */
+typedef struct ct_store_checkpoint_iter ct_store_checkpoint_iter;
+int ct_store_checkpoint_iter_open(ct_store *st, ct_store_checkpoint_iter **out, ct_error *err);
+int ct_store_checkpoint_iter_next(ct_store_checkpoint_iter *it, ct_store_checkpoint_row *out,
+                                  ct_error *err);
+void ct_store_checkpoint_iter_close(ct_store_checkpoint_iter *it);
+
+/* A read snapshot: every read until ct_store_audit_read_end sees the same
+ * committed state, without taking the write lock (a deferred transaction).
+ * Inside a caller's transaction it does nothing (*started = 0), since that
+ * transaction is already a snapshot. No writes in between. */
+int ct_store_audit_read_begin(ct_store *st, int *started, ct_error *err);
+void ct_store_audit_read_end(ct_store *st, int started);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cardiotwin/audit.h"
 #include "cardiotwin/cli.h"
 #include "cardiotwin/ingest.h"
 #include "cardiotwin/store.h"
@@ -64,6 +65,11 @@ int ct_cmd_import(const ct_cli *cli, int argc, char **argv)
     };
     ct_ingest_options opt;
     memset(&opt, 0, sizeof opt);
+    /* The audit log names the local user who ran the import. */
+    char user[CT_AUDIT_ACTOR_MAX + 1];
+    ct_audit_actor actor;
+    ct_audit_actor_local(&actor, user, sizeof user);
+    opt.actor = &actor;
     optind = 0;
     opterr = 0;
     int c;

@@ -59,7 +59,15 @@ static int split_record_path(const char *record_path, char *name, size_t name_le
     const char *use = realpath(dir, abs) ? abs : dir;
     const char *fslash = strrchr(use, '/');
     const char *fbase = fslash ? fslash + 1 : use;
-    snprintf(folder, folder_len, "%s", *fbase ? fbase : "wfdb");
+    if (!*fbase)
+        fbase = "wfdb";
+    size_t flen = strlen(fbase);
+    if (flen >= folder_len)
+        return ct_error_set(err, CT_EINVAL,
+                            "record %s: folder name '%s' is too long to name a collection "
+                            "(at most %zu characters); give one with --source",
+                            name, fbase, folder_len - 1);
+    memcpy(folder, fbase, flen + 1);
     return CT_OK;
 }
 
@@ -233,6 +241,37 @@ static int store_record(ct_store *st, const ct_wfdb_header *hdr, const ct_wfdb_s
     return rc;
 }
 
+/* The audit log entry of an import, in the record's own transaction: the
+ * record and its trace are stored together or not at all. */
+static int audit_import(ct_store *st, const ct_ingest_options *opt, const ct_ingest_result *res,
+                        const char *annotator, const char *sha_hex, ct_error *err)
+{
+    static const ct_audit_actor unknown = {"unknown", "operator", "local"};
+    ct_audit_detail *d = malloc(sizeof *d);
+    if (!d)
+        return ct_error_set(err, CT_ENOMEM, "out of memory");
+    ct_audit_detail_init(d);
+    ct_audit_detail_str(d, "source", res->source);
+    ct_audit_detail_str(d, "record", res->record);
+    ct_audit_detail_str(d, "sha256", sha_hex);
+    ct_audit_detail_int(d, "signals", res->n_signals);
+    ct_audit_detail_int(d, "samples_per_signal", res->n_samples);
+    ct_audit_detail_str(d, "annotator", annotator);
+    ct_audit_detail_int(d, "annotations", (int64_t)res->n_annotations);
+    ct_audit_entry e;
+    memset(&e, 0, sizeof e);
+    e.actor = opt && opt->actor ? *opt->actor : unknown;
+    e.action = "import";
+    e.resource_type = "Patient";
+    e.resource_id = res->patient;
+    e.patient = res->patient;
+    e.outcome = CT_AUDIT_OUTCOME_SUCCESS;
+    e.detail = ct_audit_detail_json(d);
+    int rc = ct_audit_append(st, &e, NULL, err);
+    free(d);
+    return rc;
+}
+
 int ct_ingest_wfdb_record(ct_store *st, const char *record_path,
                           const ct_ingest_options *opt, ct_ingest_result *out, ct_error *err)
 {
@@ -328,6 +367,8 @@ int ct_ingest_wfdb_record(ct_store *st, const char *record_path,
     if ((rc = ct_store_begin(st, err)) != CT_OK)
         goto done;
     rc = store_record(st, hdr, &sig, ann, n_ann, annotator, opt, out, sha_hex, err);
+    if (rc == CT_OK)
+        rc = audit_import(st, opt, out, annotator, sha_hex, err);
     if (rc == CT_OK)
         rc = ct_store_commit(st, err);
     if (rc != CT_OK)

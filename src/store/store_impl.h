@@ -39,6 +39,25 @@ enum ct_store_stmt_id {
     STMT_RES_UPSERT,
     STMT_RES_GET_LATEST,
     STMT_RES_GET_VERSION,
+    /* audit_rows.c prepares these from its own table (ct_store_stmt does
+     * not know their SQL); ct_store_close finalizes them with the rest. */
+    STMT_AUDIT_BEGIN_READ,
+    STMT_AUDIT_LAST,
+    STMT_AUDIT_INSERT,
+    STMT_AUDIT_GET,
+    STMT_CKPT_INSERT,
+    STMT_CKPT_LATEST,
+    STMT_CKPT_AT_OR_BELOW,
+    /* search.c prepares these from its own table, like audit_rows.c. */
+    STMT_SEARCH_BEGIN_READ,
+    STMT_SEARCH_CURRENT,
+    STMT_SEARCH_NEVER_EXISTED,
+    STMT_SEARCH_INDEX_DELETE,
+    STMT_SEARCH_INDEX_INSERT,
+    STMT_SEARCH_HISTORY,
+    STMT_SEARCH_HISTORY_COUNT,
+    STMT_SEARCH_REFERENCE,
+    STMT_SEARCH_GET_CURRENT,
     STMT_COUNT_
 };
 
