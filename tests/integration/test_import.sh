@@ -68,7 +68,7 @@ expect_eq "refused re-import changes nothing" "$before" "$(dump)"
 # A truncated .dat.
 cp "$CARDIOTWIN_MITDB/101.hea" "$CARDIOTWIN_MITDB/101.atr" "$bad/"
 head -c 1949998 "$CARDIOTWIN_MITDB/101.dat" > "$bad/101.dat"
-run "$CT_BIN" --db "$db2" import "$bad/101"
+run "$CT_BIN" --db "$ct_tmp/fresh.db" import "$bad/101"
 expect_eq "truncated .dat exits 1" 1 "$rc"
 expect_match "truncated .dat names the sizes" '101\.dat.*1949998.*1950000' "$err"
 
