@@ -17,6 +17,7 @@ static const ct_cli_command commands[] = {
     {"mitdb", "download MIT-BIH Arrhythmia Database records from PhysioNet", ct_cmd_mitdb},
     {"serve", "run the HTTPS server", ct_cmd_serve},
     {"eval", "score the detector against reference annotations (EC57)", ct_cmd_eval},
+    {"detect", "run the beat and rhythm detector on a WFDB record", ct_cmd_detect},
     {"audit", "verify, checkpoint and export the tamper-evident audit log", ct_cmd_audit},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
