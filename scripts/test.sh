@@ -44,7 +44,7 @@ if [ -n "$fuzzers" ]; then
     if [ "$fuzz_seconds" -gt 0 ]; then
       corpus=$(mktemp -d)
       [ -d "tests/fuzz/corpus/$f" ] && cp -r "tests/fuzz/corpus/$f/." "$corpus/"
-      log="build/fuzz/$f.log"
+      log="$here/build/fuzz/$f.log"
       if (cd build/fuzz && "./$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 \
              -print_final_stats=1 "$corpus" >"$log" 2>&1); then
         runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')
