@@ -34,6 +34,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node packages of the integration tests (a FHIR client and the FHIR R4
+# JSON schema), exactly as package-lock.json pins them. `npm ci` starts from
+# scratch, so it runs only when node_modules is missing or older than the
+# lock file.
+if [ -f "$here/package-lock.json" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is missing (install Node.js 20 or newer)" >&2
+    exit 1
+  fi
+  if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_modules" ]; then
+    echo "setup: npm ci"
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$here/node_modules"
+  fi
+fi
+
 if [ -f "$civetweb_dir/src/civetweb.c" ] && [ -f "$civetweb_dir/include/civetweb.h" ]; then
   exit 0
 fi

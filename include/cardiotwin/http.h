@@ -57,6 +57,21 @@ typedef enum ct_http_log_level {
     CT_HTTP_LOG_INFO,     /* what an operator wants to know once (certificate in use) */
 } ct_http_log_level;
 
+/* Who may call the API. Every route that names a scope (all of /fhir but
+ * /fhir/metadata) refuses a caller without credentials, so the API is never
+ * open; the modes differ in which credentials exist. */
+typedef enum ct_http_auth_mode {
+    CT_HTTP_AUTH_NONE = 0,       /* none: every scoped route answers 401 (the default) */
+    CT_HTTP_AUTH_STATIC_TOKEN    /* one bearer token given at start grants every scope
+                                  * (SMART "system", any type, cruds):
+                                  * for a single trusted client */
+} ct_http_auth_mode;
+
+/* A static token must be long enough not to be guessed: 32 random base64
+ * characters carry 192 bits (`openssl rand -base64 32` makes 44). */
+#define CT_HTTP_TOKEN_MIN_LEN 32
+#define CT_HTTP_TOKEN_MAX_LEN 512
+
 typedef void (*ct_http_access_fn)(void *user, const ct_http_access *rec);
 /* msg is one line without a trailing newline; it never holds key material. */
 typedef void (*ct_http_log_fn)(void *user, ct_http_log_level level, const char *msg);
@@ -69,6 +84,13 @@ typedef struct ct_http_options {
     const char *state_dir;     /* where the self-signed pair lives when cert_path is NULL */
     int threads;               /* worker threads, 1..CT_HTTP_MAX_THREADS */
     int64_t max_body_bytes;    /* larger request bodies get 413, 1..CT_HTTP_MAX_BODY_BYTES_LIMIT */
+    const char *db_path;       /* SQLite database of the FHIR API (opened and migrated at
+                                * start); NULL: /fhir answers 503 */
+    ct_http_auth_mode auth_mode;
+    const char *api_token;     /* CT_HTTP_AUTH_STATIC_TOKEN: the token (copied; only its
+                                * SHA-256 is kept) */
+    const char *api_token_subject; /* who the token stands for in the audit and access
+                                    * logs; NULL: "api-token" */
     ct_http_access_fn on_access; /* may be NULL */
     ct_http_log_fn on_log;       /* may be NULL */
     void *log_user;              /* passed to both callbacks */
@@ -100,6 +122,14 @@ int ct_http_url(const ct_http_server *srv, char *buf, size_t cap);
 
 /* Path of the certificate being served (given or generated). */
 const char *ct_http_cert_path(const ct_http_server *srv);
+
+/* Reads a bearer token from a file for CT_HTTP_AUTH_STATIC_TOKEN: one line
+ * (a final newline is dropped), CT_HTTP_TOKEN_MIN_LEN..MAX_LEN characters
+ * of RFC 6750's b64token alphabet ([A-Za-z0-9-._~+/] then '='s). A file
+ * that group or others can read is refused, as are a directory, a symbolic
+ * link's target that is not a regular file, and anything larger. The error
+ * never quotes the file's contents. buf needs CT_HTTP_TOKEN_MAX_LEN + 1. */
+int ct_http_token_read_file(const char *path, char *buf, size_t cap, ct_error *err);
 
 /* ---- self-signed certificate ------------------------------------------- */
 typedef struct ct_http_tls_files {

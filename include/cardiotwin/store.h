@@ -435,4 +435,128 @@ void ct_store_checkpoint_iter_close(ct_store_checkpoint_iter *it);
 int ct_store_audit_read_begin(ct_store *st, int *started, ct_error *err);
 void ct_store_audit_read_end(ct_store *st, int started);
 
+/* ---- the live twin's rows (src/store/twin_rows.c, migrations/0004_twin.sql) ---- */
+/* The twin room (include/cardiotwin/twin.h) owns what these rows mean;
+ * these are its primitives. Samples are stream sample indices, times UTC ms.
+ * Each write is one operation: its own transaction, or a savepoint of the
+ * caller's. */
+
+/* 1 while a transaction begun with ct_store_begin is open on st. */
+int ct_store_in_transaction(const ct_store *st);
+
+#define CT_STORE_TWIN_LEADS_MAX 128   /* "131330,131331,...": 12 codes fit */
+
+typedef struct ct_store_twin_stream {
+    int64_t id;
+    char patient[65];             /* FHIR Patient id */
+    int64_t seq;                  /* 1, 2, ... per patient, set by insert */
+    int64_t t0_ms;                /* time of sample 0 */
+    double fs_hz;
+    char leads[CT_STORE_TWIN_LEADS_MAX]; /* MDC codes in stream order, comma-separated */
+    int64_t next_sample;          /* where the next Observation must start */
+    int live;                     /* 1 live, 0 ended */
+    int64_t created_ms, updated_ms;
+} ct_store_twin_stream;
+
+/* Inserts a live stream; fills s->id, s->seq and the times (created now).
+ * CT_EEXIST when the patient already has a live stream. */
+int ct_store_twin_stream_insert(ct_store *st, ct_store_twin_stream *s, ct_error *err);
+/* Moves a stream's next_sample (never backwards: CT_EINVAL) and, with
+ * live 0, ends it. CT_ENOTFOUND when there is no such stream. */
+int ct_store_twin_stream_update(ct_store *st, int64_t stream_id, int64_t next_sample, int live,
+                                ct_error *err);
+/* Every live stream, in id order; *out is malloc'd (NULL when none). */
+int ct_store_twin_streams_live(ct_store *st, ct_store_twin_stream **out, size_t *n_out,
+                               ct_error *err);
+
+typedef struct ct_store_twin_segment {
+    int64_t id;
+    int64_t stream_id;
+    int64_t record_id;
+    int64_t first_sample;         /* stream index of the record's sample 0 */
+    int64_t n_samples;            /* the record's, when read */
+} ct_store_twin_segment;
+
+/* Inserts; fills seg->id. The record must exist (CT_ENOTFOUND). */
+int ct_store_twin_segment_insert(ct_store *st, ct_store_twin_segment *seg, ct_error *err);
+/* The segment holding stream sample `sample` (first_sample <= sample <
+ * first_sample + n), or with sample -1 the stream's last segment.
+ * CT_ENOTFOUND when there is none. */
+int ct_store_twin_segment_at(ct_store *st, int64_t stream_id, int64_t sample,
+                             ct_store_twin_segment *out, ct_error *err);
+
+/* Records that Observation observation_id brought stream samples
+ * [start_sample, start_sample + n_samples). */
+int ct_store_twin_source_insert(ct_store *st, int64_t stream_id, int64_t start_sample,
+                                int64_t n_samples, const char *observation_id, ct_error *err);
+/* Where a patient's Observation went: CT_ENOTFOUND when the twin never
+ * took it. stream_id, start_sample, n_samples may be NULL. */
+int ct_store_twin_source_find(ct_store *st, const char *patient, const char *observation_id,
+                              int64_t *stream_id, int64_t *start_sample, int64_t *n_samples,
+                              ct_error *err);
+/* Ids of the Observations whose samples overlap stream samples
+ * [from_sample, to_sample), in time order, at most max of them written to
+ * ids; *n_total (may be NULL) counts them all. */
+int ct_store_twin_sources(ct_store *st, int64_t stream_id, int64_t from_sample, int64_t to_sample,
+                          char (*ids)[65], size_t max, size_t *n_out, size_t *n_total,
+                          ct_error *err);
+
+typedef struct ct_store_twin_alert {
+    int64_t id;
+    char patient[65];
+    int64_t stream_id;
+    char rule[32];                /* ct_policy_rule_name */
+    char priority[8];             /* "low", "medium", "high" */
+    char state[8];                /* "open", "cleared", "ended" */
+    int64_t onset_sample, onset_ms;
+    int64_t raised_sample, raised_ms;
+    int64_t end_sample, end_ms;   /* -1 while open */
+    char summary[256];
+    char report_id[65];           /* its DiagnosticReport */
+    int64_t report_version;
+    int64_t created_ms, updated_ms;
+    char acknowledged_by[128];    /* "" when not acknowledged */
+    int64_t acknowledged_ms;      /* -1 when not acknowledged */
+} ct_store_twin_alert;
+
+/* Inserts; fills a->id (created_ms and updated_ms are written as given). */
+int ct_store_twin_alert_insert(ct_store *st, ct_store_twin_alert *a, ct_error *err);
+/* Writes priority, state, end, summary, report_version and updated_ms of
+ * alert a->id. CT_ENOTFOUND when there is no such alert. */
+int ct_store_twin_alert_update(ct_store *st, const ct_store_twin_alert *a, ct_error *err);
+int ct_store_twin_alert_get(ct_store *st, int64_t id, ct_store_twin_alert *out, ct_error *err);
+/* Marks the alert acknowledged by `by` at at_ms. CT_ENOTFOUND: no such
+ * alert; CT_EEXIST: already acknowledged (out, may be NULL, says by whom). */
+int ct_store_twin_alert_acknowledge(ct_store *st, int64_t id, const char *by, int64_t at_ms,
+                                    ct_store_twin_alert *out, ct_error *err);
+/* A patient's alerts (patient NULL: everyone's), newest first, open ones
+ * only with open_only; at most max. *out is malloc'd (NULL when none). */
+int ct_store_twin_alerts_list(ct_store *st, const char *patient, int open_only, size_t max,
+                              ct_store_twin_alert **out, size_t *n_out, ct_error *err);
+
+typedef struct ct_store_twin_outbox {
+    int64_t id;
+    char resource_type[65];
+    char resource_id[65];
+    int64_t resource_version;
+    char state[8];                /* "pending", "sent", "failed" */
+    int attempts;
+    int64_t next_attempt_ms;
+    int64_t created_ms;
+    int64_t sent_ms;              /* -1 until sent */
+    char last_error[256];
+} ct_store_twin_outbox;
+
+/* Queues a resource version for delivery, due at once. Queuing the same
+ * version twice writes nothing (it is delivered once). */
+int ct_store_twin_outbox_add(ct_store *st, const char *resource_type, const char *resource_id,
+                             int64_t resource_version, ct_error *err);
+/* Pending rows due at now_ms, oldest first, at most max. *out malloc'd. */
+int ct_store_twin_outbox_due(ct_store *st, int64_t now_ms, size_t max, ct_store_twin_outbox **out,
+                             size_t *n_out, ct_error *err);
+/* Records an attempt: state "sent" (sent_ms = now), "pending" (retry at
+ * next_attempt_ms) or "failed"; attempts is incremented. CT_ENOTFOUND. */
+int ct_store_twin_outbox_mark(ct_store *st, int64_t id, const char *state, int64_t next_attempt_ms,
+                              const char *last_error, ct_error *err);
+
 #endif

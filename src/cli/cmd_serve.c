@@ -26,6 +26,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cardiotwin serve [--bind ADDR] [--port N] [--cert PEM --key PEM] [--threads N]\n"
+            "                        [--api-token-file FILE] [--max-body-bytes N]\n"
             "\n"
             "Runs the HTTPS server (TLS 1.2 and 1.3 only; there is no plain-HTTP port)\n"
             "until SIGINT or SIGTERM, then stops cleanly and exits 0. Once listening it\n"
@@ -40,6 +41,15 @@ static void usage(FILE *out)
             "  --cert PEM     certificate chain, leaf first (needs --key)\n"
             "  --key PEM      its unencrypted private key; must not be readable by others\n"
             "  --threads N    worker threads, 1..%d (default %d): one per open connection\n"
+            "  --api-token-file FILE\n"
+            "                 the bearer token that opens the FHIR API: one line of\n"
+            "                 %d..%d characters (e.g. 'openssl rand -base64 32'), in a\n"
+            "                 file only its owner can read; clients send\n"
+            "                 'Authorization: Bearer TOKEN'. Without it every /fhir route\n"
+            "                 but /fhir/metadata answers 401. The token is never logged.\n"
+            "  --max-body-bytes N\n"
+            "                 largest request body, 1..%lld (default %lld); larger\n"
+            "                 ones get 413\n"
             "  --help         print this help and exit\n"
             "\n"
             "Without --cert and --key, a self-signed certificate for localhost, 127.0.0.1\n"
@@ -47,9 +57,16 @@ static void usage(FILE *out)
             "%s, the key with mode 0600) and reused afterwards; give\n"
             "clients that certificate to trust (e.g. curl --cacert).\n"
             "\n"
-            "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"}\n",
+            "The FHIR R4 API lives under /fhir (docs/api.md) and keeps its resources in\n"
+            "the database (--db), which is created and migrated at start.\n"
+            "\n"
+            "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"}\n"
+            "        GET /fhir/metadata (public), /fhir/{Patient,Observation,DiagnosticReport,\n"
+            "        Device,Provenance}[/ID[/_history[/N]]], POST /fhir (batch, transaction)\n",
             CT_HTTP_DEFAULT_BIND, CT_HTTP_DEFAULT_PORT, CT_HTTP_MAX_THREADS,
-            CT_HTTP_DEFAULT_THREADS, CT_HTTP_CERT_FILE, CT_HTTP_KEY_FILE);
+            CT_HTTP_DEFAULT_THREADS, CT_HTTP_TOKEN_MIN_LEN, CT_HTTP_TOKEN_MAX_LEN,
+            (long long)CT_HTTP_MAX_BODY_BYTES_LIMIT, (long long)CT_HTTP_DEFAULT_MAX_BODY_BYTES,
+            CT_HTTP_CERT_FILE, CT_HTTP_KEY_FILE);
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -142,19 +159,22 @@ static int db_dir(const char *db_path, char *buf, size_t cap)
 
 int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
 {
-    enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS };
+    enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS, OPT_TOKEN_FILE, OPT_MAX_BODY };
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, OPT_BIND},
         {"port", required_argument, NULL, OPT_PORT},
         {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"api-token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
 
     ct_http_options opt;
     ct_http_options_init(&opt);
+    const char *token_file = NULL;
     long v;
     optind = 0;
     opterr = 0;
@@ -186,6 +206,21 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
                                     CT_HTTP_MAX_THREADS);
             opt.threads = (int)v;
             break;
+        case OPT_TOKEN_FILE:
+            if (!*optarg)
+                return ct_cli_usage(CMD, "--api-token-file needs a file name");
+            token_file = optarg;
+            break;
+        case OPT_MAX_BODY: {
+            char *end;
+            errno = 0;
+            long long n = strtoll(optarg, &end, 10);
+            if (errno || *end || !*optarg || n < 1 || n > CT_HTTP_MAX_BODY_BYTES_LIMIT)
+                return ct_cli_usage(CMD, "--max-body-bytes '%s' is not a number 1..%lld", optarg,
+                                    (long long)CT_HTTP_MAX_BODY_BYTES_LIMIT);
+            opt.max_body_bytes = n;
+            break;
+        }
         case ':':
             return ct_cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
@@ -208,6 +243,17 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
             return ct_cli_fail(CMD, "database path %s is too long", cli->db_path);
         opt.state_dir = state_dir;
     }
+    /* The token is read before the server starts and wiped once the server
+     * holds its hash. */
+    char token[CT_HTTP_TOKEN_MAX_LEN + 1] = "";
+    if (token_file) {
+        ct_error terr = {0};
+        if (ct_http_token_read_file(token_file, token, sizeof token, &terr) != 0)
+            return ct_cli_fail(CMD, "%s", terr.msg);
+        opt.auth_mode = CT_HTTP_AUTH_STATIC_TOKEN;
+        opt.api_token = token;
+    }
+    opt.db_path = cli->db_path;
     serve_log lg = {.quiet = cli->quiet};
     opt.on_access = on_access;
     opt.on_log = on_log;
@@ -217,14 +263,24 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask) != 0)
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask) != 0) {
+        explicit_bzero(token, sizeof token);
         return ct_cli_fail(CMD, "cannot block SIGINT and SIGTERM");
+    }
 
     ct_http_server *srv = NULL;
     ct_error err = {0};
-    if (ct_http_start(&opt, &srv, &err) != 0) {
+    int started = ct_http_start(&opt, &srv, &err);
+    explicit_bzero(token, sizeof token);
+    if (started != 0) {
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         return ct_cli_fail(CMD, "%s", err.msg);
+    }
+    if (!token_file && !cli->quiet) {
+        char when[40];
+        utc_now(when, sizeof when);
+        fprintf(stderr, "%s cardiotwin %s: warning: no --api-token-file: the FHIR API answers 401 to "
+                "every request but GET /fhir/metadata\n", when, CMD);
     }
     char url[96];
     ct_http_url(srv, url, sizeof url);

@@ -31,6 +31,16 @@ struct ct_http_server {
     int starting;                 /* civetweb messages are captured, not forwarded */
     char start_msg[CT_ERROR_MSG_MAX];
     int lib_initialized;          /* mg_init_library succeeded: call mg_exit_library */
+    /* The FHIR API (store_pool.c, auth.c, fhir_handlers.c). */
+    char db_path[CT_HTTP_PATH_MAX];   /* "" when the API has no database */
+    pthread_mutex_t pool_lock;        /* guards the idle stores */
+    int pool_lock_ready;
+    struct ct_store **pool;           /* idle connections, one per worker at most */
+    size_t pool_n, pool_cap;
+    unsigned char token_sha256[32];   /* CT_HTTP_AUTH_STATIC_TOKEN: the token's hash */
+    char token_subject[128];
+    char *capability;                 /* the CapabilityStatement as served */
+    size_t capability_len;
 };
 
 /* Logs through opt.on_log (if any). The message must not hold secrets. */
@@ -57,6 +67,15 @@ typedef struct ct_http_caller {
     char role[32];            /* e.g. "clinician", "device", "auditor" */
     char scopes[512];         /* granted scopes, space-separated (SMART on FHIR style) */
 } ct_http_caller;
+
+/* Route scopes (SMART App Launch v2 style): "user/Observation.r" asks for
+ * read permission on Observation. A granted "user/" or "system/" scope of
+ * that type (or "*") whose permissions (c r u d s) include it satisfies it;
+ * "patient/" scopes need a compartment check and do not, yet. */
+#define CT_HTTP_SCOPE_AUTHENTICATED "authenticated" /* any authenticated caller; the
+                                                      * handler checks finer scopes */
+/* 1 when the space-separated granted scopes include `required`. */
+int ct_http_scope_grants(const char *granted, const char *required);
 
 typedef struct ct_http_req ct_http_req;
 typedef struct ct_http_route ct_http_route;
@@ -91,7 +110,44 @@ struct ct_http_req {
     int64_t start_us;         /* monotonic, for the access log */
     int status;               /* sent status, 0 until then */
     int64_t body_bytes;       /* response body bytes written */
+    char request_id[72];      /* X-Request-Id as sent (if sane) or made here; echoed back */
+    int sent_continue;        /* "100 Continue" written: the response head is written raw */
+    struct ct_store *store;   /* from the pool (store_pool.c), returned after the handler */
 };
+
+/* The same check authorize() makes, for work a handler discovers inside
+ * one request (each entry of a Bundle). 1 when the caller holds scope. */
+int ct_http_authorize_scope(const ct_http_req *req, const char *scope);
+
+/* ---- request bodies (body.c) ---------------------------------------------- */
+/* Reads the whole body into *out (malloc'd, NUL-terminated, *len bytes),
+ * never more than max_body_bytes whatever the framing (Content-Length or
+ * chunked), and clears unread_body. Answers "Expect: 100-continue" first.
+ * Returns 0, or CT_ELIMIT (over the limit: the connection will close),
+ * CT_EIO (the client stopped sending or broke the chunking), CT_ENOMEM,
+ * CT_EUNSUPPORTED (an Expect other than 100-continue). Sends nothing. */
+int ct_http_read_body(ct_http_req *req, char **out, size_t *len);
+
+/* ---- stores for the API (store_pool.c) -------------------------------------- */
+/* Opens and migrates the database once at start (the first pooled store). */
+int ct_http_pool_init(ct_http_server *srv, ct_error *err);
+void ct_http_pool_free(ct_http_server *srv);
+/* A store for this request (req->store), from the pool or newly opened;
+ * returned by the router after the handler. CT_EUNSUPPORTED when the server
+ * has no database. */
+int ct_http_store_acquire(ct_http_req *req, struct ct_store **out, ct_error *err);
+void ct_http_store_release(ct_http_req *req);
+
+/* ---- credentials (auth.c) ------------------------------------------------- */
+/* Keeps the hash of opt->api_token. */
+int ct_http_auth_init(ct_http_server *srv, const ct_http_options *opt, ct_error *err);
+/* Reads the Authorization header into req->caller. Returns 1 when
+ * credentials were presented and accepted, 0 when none were presented, -1
+ * when they were presented and refused. */
+int ct_http_authenticate(ct_http_req *req);
+/* The CapabilityStatement as served (fhir/CapabilityStatement.json with the
+ * version filled in). */
+int ct_http_capability_init(ct_http_server *srv, ct_error *err);
 
 /* civetweb request handler registered for "/": routes every request. */
 int ct_http_dispatch(struct mg_connection *conn, void *cbdata);
@@ -106,6 +162,8 @@ typedef struct ct_http_resp {
     const char *www_authenticate; /* WWW-Authenticate header (401), or NULL */
     const char *cache_control;  /* NULL: "no-store" (responses may carry patient data) */
     int close;                  /* 1: close the connection after this response */
+    const struct ct_http_header *headers; /* more headers (Location, ETag ...), or NULL */
+    size_t n_headers;
 } ct_http_resp;
 
 /* Sends the status line, the security headers and the body (none for
@@ -133,6 +191,8 @@ extern const size_t ct_http_n_security_headers;
 
 /* ---- handlers ------------------------------------------------------------ */
 int ct_http_handle_healthz(ct_http_req *req);
+/* Whether errors on this path are FHIR OperationOutcomes (under /fhir). */
+int ct_http_is_fhir_path(const char *path);
 
 /* ---- TLS (tls.c) ------------------------------------------------------------ */
 /* Reads the certificate chain and the private key (refusing a key file that

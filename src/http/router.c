@@ -17,10 +17,38 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
+#include "fhir_internal.h"
 #include "http_internal.h"
 
+/* A path segment "*" matches one non-empty segment. Within a path the
+ * first route whose path and method match wins, so "_search" and "_history"
+ * come before the "*" that would otherwise take them as ids. */
+#define GET_HEAD (CT_HTTP_GET | CT_HTTP_HEAD)
+#define FHIR_TYPE_ROUTES(T)                                                                          \
+    {GET_HEAD, "/fhir/" T, 0, "user/" T ".s", ct_http_handle_fhir_search},                           \
+    {CT_HTTP_POST, "/fhir/" T, 0, "user/" T ".c", ct_http_handle_fhir_create},                       \
+    {CT_HTTP_POST | GET_HEAD, "/fhir/" T "/_search", 0, "user/" T ".s", ct_http_handle_fhir_search}, \
+    {GET_HEAD, "/fhir/" T "/*", 0, "user/" T ".r", ct_http_handle_fhir_read},                        \
+    {CT_HTTP_PUT, "/fhir/" T "/*", 0, "user/" T ".u", ct_http_handle_fhir_update},                   \
+    {CT_HTTP_DELETE, "/fhir/" T "/*", 0, "user/" T ".d", ct_http_handle_fhir_delete},                \
+    {GET_HEAD, "/fhir/" T "/*/_history", 0, "user/" T ".r", ct_http_handle_fhir_history},            \
+    {GET_HEAD, "/fhir/" T "/*/_history/*", 0, "user/" T ".r", ct_http_handle_fhir_vread}
+
 static const ct_http_route routes[] = {
-    {CT_HTTP_GET | CT_HTTP_HEAD, "/healthz", 0, NULL, ct_http_handle_healthz},
+    {GET_HEAD, "/healthz", 0, NULL, ct_http_handle_healthz},
+    {GET_HEAD, "/fhir/metadata", 0, NULL, ct_http_handle_metadata},
+    /* Bundles: each entry is checked against its own scope by the handler
+     * (ct_http_authorize_scope); "/fhir/" is where fhir-kit-client and
+     * others post them. */
+    {CT_HTTP_POST, "/fhir", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_fhir_bundle},
+    {CT_HTTP_POST, "/fhir/", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_fhir_bundle},
+    FHIR_TYPE_ROUTES("Patient"),
+    FHIR_TYPE_ROUTES("Observation"),
+    FHIR_TYPE_ROUTES("DiagnosticReport"),
+    FHIR_TYPE_ROUTES("Device"),
+    FHIR_TYPE_ROUTES("Provenance"),
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -53,13 +81,25 @@ static int64_t now_us(void)
  * "/fhirx". Returns what follows the route path, or NULL. */
 static const char *match_path(const ct_http_route *r, const char *path)
 {
-    size_t n = strlen(r->path);
-    if (strncmp(path, r->path, n) != 0)
-        return NULL;
-    if (path[n] == '\0')
-        return path + n;
-    if (r->prefix && path[n] == '/')
-        return path + n;
+    const char *pat = r->path, *p = path;
+    while (*pat) {
+        if (pat[0] == '*' && (pat[1] == '/' || pat[1] == '\0') && pat > r->path && pat[-1] == '/') {
+            size_t seg = strcspn(p, "/");
+            if (seg == 0)
+                return NULL;
+            p += seg;
+            pat++;
+            continue;
+        }
+        if (*pat != *p)
+            return NULL;
+        pat++;
+        p++;
+    }
+    if (*p == '\0')
+        return p;
+    if (r->prefix && *p == '/')
+        return p;
     return NULL;
 }
 
@@ -128,19 +168,79 @@ static void allow_header(unsigned bits, char *buf, size_t cap)
         }
 }
 
-/* Who is calling, and may they use this route? The only place that will
- * read credentials (bearer tokens, dashboard sessions) and compare granted
- * scopes with route->scope. Returns 0 to go on, or the status it sent.
- * Until credentials exist every caller is anonymous, so a route that names
- * a scope is refused: failing closed is the only safe default. */
+/* Who is calling, and may they use this route? The only place that reads
+ * credentials (ct_http_authenticate: today one static bearer token, later
+ * per-user tokens and dashboard sessions) and compares granted scopes with
+ * route->scope. Returns 0 to go on, or the status it sent. A caller without
+ * credentials is anonymous and a route that names a scope refuses them:
+ * failing closed is the only safe default. Credentials on a public route
+ * are read for the logs; bad ones there are ignored rather than refused. */
 static int authorize(ct_http_req *req)
 {
     memset(&req->caller, 0, sizeof req->caller);
     snprintf(req->caller.subject, sizeof req->caller.subject, "-");
+    int auth = ct_http_authenticate(req);
+    if (auth < 0) {
+        memset(&req->caller, 0, sizeof req->caller);
+        snprintf(req->caller.subject, sizeof req->caller.subject, "-");
+    }
     if (!req->route->scope)
         return 0;
-    ct_http_resp head = {.status = 401, .www_authenticate = "Bearer realm=\"cardiotwin\""};
-    return ct_http_send_error_resp(req, &head, "this resource needs an access token");
+    if (auth < 0) {
+        ct_http_resp head = {.status = 401,
+                             .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"invalid_token\""};
+        return ct_http_send_error_resp(req, &head,
+                                       "the access token was not accepted; send Authorization: Bearer "
+                                       "with the token the server was started with");
+    }
+    if (auth == 0) {
+        ct_http_resp head = {.status = 401, .www_authenticate = "Bearer realm=\"cardiotwin\""};
+        return ct_http_send_error_resp(req, &head,
+                                       "this resource needs an access token: send Authorization: Bearer TOKEN");
+    }
+    if (strcmp(req->route->scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0 ||
+        ct_http_scope_grants(req->caller.scopes, req->route->scope))
+        return 0;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the access token does not grant %s", req->route->scope);
+    ct_http_resp head = {.status = 403,
+                         .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"insufficient_scope\""};
+    return ct_http_send_error_resp(req, &head, msg);
+}
+
+int ct_http_authorize_scope(const ct_http_req *req, const char *scope)
+{
+    return req->caller.authenticated && ct_http_scope_grants(req->caller.scopes, scope);
+}
+
+/* X-Request-Id as the client sent it when it is a plain token, otherwise
+ * one made here: it ties the access log, the audit log and the client's
+ * own logs together. */
+static void set_request_id(ct_http_req *req)
+{
+    const char *h = mg_get_header(req->conn, "X-Request-Id");
+    size_t n = h ? strlen(h) : 0;
+    int ok = n >= 1 && n < sizeof req->request_id && n <= 64;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = h[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+             c == '.' || c == ':';
+    }
+    if (ok) {
+        memcpy(req->request_id, h, n + 1);
+        return;
+    }
+    unsigned char r[12];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        req->request_id[0] = '\0';
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof r; i++) {
+        req->request_id[2 * i] = hex[r[i] >> 4];
+        req->request_id[2 * i + 1] = hex[r[i] & 15];
+    }
+    req->request_id[2 * sizeof r] = '\0';
 }
 
 static int route(ct_http_req *req)
@@ -152,7 +252,7 @@ static int route(ct_http_req *req)
         return ct_http_send_error(req, 400, "malformed request path");
     if (ri->content_length > srv->opt.max_body_bytes) {
         char msg[96];
-        snprintf(msg, sizeof msg, "request body exceeds %lld bytes",
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes; send less at a time",
                  (long long)srv->opt.max_body_bytes);
         ct_http_resp head = {.status = 413, .close = 1};
         return ct_http_send_error_resp(req, &head, msg);
@@ -171,6 +271,16 @@ static int route(ct_http_req *req)
         allowed |= routes[i].methods;
     }
     if (!req->route) {
+        if (!allowed && ct_http_is_fhir_path(req->path)) {
+            ct_http_fhir_path fp;
+            if (ct_http_fhir_path_parse(req->path, &fp) == 0 && fp.type[0] && !ct_fhir_supported_type(fp.type)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "this server has no resource type %s; it serves Patient, Observation, "
+                         "DiagnosticReport, Device and Provenance", fp.type);
+                return ct_http_send_error(req, 404, msg);
+            }
+            return ct_http_send_error(req, 404, "no FHIR endpoint at this path (see GET /fhir/metadata)");
+        }
         if (!allowed)
             return ct_http_send_error(req, 404, "no resource at this path");
         char allow[96];
@@ -204,8 +314,10 @@ int ct_http_dispatch(struct mg_connection *conn, void *cbdata)
     const char *te = mg_get_header(conn, "Transfer-Encoding");
     req.unread_body = req.ri->content_length > 0 || (te && strcasecmp(te, "identity") != 0);
     snprintf(req.caller.subject, sizeof req.caller.subject, "-");
+    set_request_id(&req);
 
     route(&req);
+    ct_http_store_release(&req);
     if (req.status == 0) {
         /* A handler returned without answering: a bug, but the client
          * still deserves a response. */

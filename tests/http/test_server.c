@@ -400,9 +400,11 @@ static void test_serves_healthz_over_ipv4_and_ipv6(void **state)
         r = https_request(addrs[i], port, f->files.cert_path,
                           "GET /fhir/Patient?name=secret HTTP/1.1\r\nHost: localhost\r\n"
                           "Connection: close\r\n\r\n");
-        assert_non_null(strstr(r, "HTTP/1.1 404 "));
+        /* The FHIR API without credentials: refused, as an OperationOutcome. */
+        assert_non_null(strstr(r, "HTTP/1.1 401 "));
         assert_non_null(strstr(r, "\r\nStrict-Transport-Security: max-age=63072000\r\n"));
-        assert_non_null(strstr(r, "\"error\":\"not_found\""));
+        assert_non_null(strstr(r, "\r\nWWW-Authenticate: Bearer realm=\"cardiotwin\"\r\n"));
+        assert_non_null(strstr(r, "\"resourceType\":\"OperationOutcome\""));
         free(r);
 
         r = https_request(addrs[i], port, f->files.cert_path,
