@@ -2,7 +2,10 @@
  * one file (a PhysioNet record file, later an upstream FHIR resource) to a
  * path on disk so that a failed or hostile transfer can never leave a partial
  * or unverified file under the final name; on top of it,
- * ct_client_download_record fetches a whole WFDB record the same way.
+ * ct_client_download_record fetches a whole WFDB record the same way. Its
+ * second is talking to a FHIR server: ct_client_send (one JSON request,
+ * bounded answer, retries) and, on top of it, ct_client_stream_record, the
+ * device simulator behind `cardiotwin stream`.
  *
  * A download writes DEST.part, resumes it with a Range request after a cut
  * connection, retries transient failures (connection errors, timeouts, HTTP
@@ -23,6 +26,7 @@
 #include <stdint.h>
 
 #include "cardiotwin/error.h"
+#include "cardiotwin/wfdb.h"
 
 /* Hard ceilings on what options may ask for, so a typo cannot make a client
  * retry for a day or accept an unbounded body. */
@@ -205,5 +209,217 @@ int ct_client_make_dirs(const char *path, ct_error *err);
 int ct_client_download_record(ct_client *c, const char *base_url, const char *dest_dir,
                               const char *record, const ct_client_record_callbacks *cb,
                               ct_client_record_result *res, ct_error *err);
+
+/* ---- requests to a FHIR server ------------------------------------------------
+ *
+ * One request with a JSON body (or none) whose answer is kept in memory:
+ * status, Location, ETag and a bounded body. Transient failures (connection
+ * errors, timeouts, HTTP 408, 429 and 5xx) are retried with the client's
+ * backoff, as downloads are; other answers are final. Redirects are not
+ * followed: a FHIR write answered with a 3xx fails rather than turning into
+ * a GET. A retried POST may create the resource twice when the first
+ * attempt reached the server and only its answer was lost: callers whose
+ * writes must be exactly-once use a conditional create (If-None-Exist). */
+
+/* Largest response body kept by default (a bigger one fails the request). */
+#define CT_CLIENT_DEFAULT_MAX_RESPONSE ((size_t)1024 * 1024)
+/* Longest bearer token accepted (an OAuth JWT is usually under 2 KiB). */
+#define CT_CLIENT_MAX_TOKEN 4096
+/* Extra header lines one request may carry. */
+#define CT_CLIENT_MAX_EXTRA_HEADERS 8
+
+/* Polled before each retry and during the pause before it (every 100 ms at
+ * most); non-zero ends the call without a further attempt
+ * (ct_client_response.stopped). A request already on the wire is not cut. */
+typedef int (*ct_client_stop_fn)(void *ctx);
+
+typedef struct ct_client_request {
+    const char *method;         /* "GET", "POST", "PUT" or "DELETE" */
+    const char *url;            /* http:// or https:// */
+    const char *body;           /* NULL: no body */
+    size_t body_len;
+    const char *content_type;   /* of body; NULL: "application/fhir+json" */
+    const char *accept;         /* NULL: "application/fhir+json" */
+    const char *bearer_token;   /* NULL: no Authorization header. Never written into a message */
+    /* "Name: value" lines (If-None-Exist, If-Match, Prefer ...), printable
+     * ASCII, at most CT_CLIENT_MAX_EXTRA_HEADERS. */
+    const char *headers[CT_CLIENT_MAX_EXTRA_HEADERS];
+    int n_headers;
+    size_t max_response_bytes;  /* 0: CT_CLIENT_DEFAULT_MAX_RESPONSE */
+    int no_retry;               /* 1: one attempt only */
+    ct_client_retry_fn on_retry;/* NULL: the client's own on_retry */
+    ct_client_stop_fn should_stop; /* NULL: never stop early */
+    void *cb_ctx;               /* handed to on_retry and should_stop */
+} ct_client_request;
+
+typedef struct ct_client_response {
+    long status;                /* HTTP status of the last answer, 0 if none arrived */
+    int attempts;               /* requests made */
+    int stopped;                /* 1: should_stop ended the call before an answer was final */
+    char location[CT_CLIENT_MAX_URL]; /* Location header, "" if none (cut if longer) */
+    char etag[128];             /* ETag header, "" if none */
+    char content_type[128];     /* Content-Type header, "" if none */
+    /* The body, NUL-terminated (malloc'd, free with ct_client_response_free);
+     * NULL when empty. */
+    char *body;
+    size_t body_len;
+    /* For a 4xx or 5xx with an OperationOutcome: its issues' diagnostics (or
+     * details.text, or code) joined with "; ", each with its expression, on
+     * one line; else "". */
+    char diagnostics[CT_ERROR_MSG_MAX];
+} ct_client_response;
+
+/* Sends req and fills res (which the caller frees with
+ * ct_client_response_free, whatever the outcome). Returns 0 for a 2xx
+ * answer. Otherwise: CT_ENOTFOUND (404, 410), CT_ENET (another status, with
+ * res->status set, after retries if transient; or a transfer failure),
+ * CT_ETLS (certificate or TLS set-up), CT_ELIMIT (an answer larger than
+ * max_response_bytes), CT_EINVAL (bad URL, method or header). The message
+ * is one line: "POST URL: HTTP 422: <diagnostics>". When should_stop ended
+ * the call, it returns CT_ENET with res->stopped = 1. The bearer token
+ * never appears in a message. */
+int ct_client_send(ct_client *c, const ct_client_request *req, ct_client_response *res,
+                   ct_error *err);
+void ct_client_response_free(ct_client_response *res);
+
+/* Diagnostics of an OperationOutcome body, as in ct_client_response: a
+ * one-line summary in out ("" when body is not an OperationOutcome). */
+void ct_client_outcome_summary(const char *body, size_t len, char *out, size_t cap);
+
+/* 1 when s is 1..CT_CLIENT_MAX_TOKEN characters of RFC 6750's b64token
+ * alphabet (letters, digits, "-._~+/" then '=' padding). */
+int ct_client_token_ok(const char *s);
+
+/* Reads a bearer token from path: one line (a final LF or CRLF is dropped),
+ * checked with ct_client_token_ok. The file must be a regular file that
+ * group and others can neither read nor write (chmod 600): a secret others
+ * could read is refused rather than used. Errors name the file, never its
+ * content. buf is wiped on failure. */
+int ct_client_token_read_file(const char *path, char *buf, size_t cap, ct_error *err);
+
+/* ---- replaying a WFDB record as ECG Observations ------------------------------
+ *
+ * `cardiotwin stream` (docs/stream.md): a record is cut into Observations of
+ * N seconds of all its leads, each built with the fhir room's
+ * ct_fhir_ecg_to_json and POSTed to BASE/Observation, paced as a bedside
+ * gateway would send them: an Observation leaves once its last sample has
+ * been "acquired", that is (end sample / fs) / speed after the stream began
+ * on a monotonic clock. Due times come from the sample index, never from
+ * the previous send, so pacing does not drift; a slow answer makes the next
+ * Observations leave at once until the schedule is met again. The effective
+ * times are start_ms + sample / fs, rounded to the millisecond from the
+ * absolute sample index, so Observation k+1 starts where k ends. */
+
+#define CT_CLIENT_STREAM_MAX_SECONDS_PER_OBS 3600.0
+#define CT_CLIENT_STREAM_MIN_SPEED 0.01
+#define CT_CLIENT_STREAM_MAX_SPEED 100000.0
+/* ct_client_stream_options.start_ms: the moment the stream begins. */
+#define CT_CLIENT_STREAM_NOW INT64_MIN
+
+/* How a record of n_samples per signal is cut. */
+typedef struct ct_client_stream_plan {
+    double fs_hz;
+    int64_t n_samples;        /* per signal, to be sent (after limit_seconds) */
+    int64_t samples_per_obs;  /* round(seconds_per_obs * fs_hz) */
+    int64_t n_obs;            /* ceil(n_samples / samples_per_obs); the last may be shorter */
+} ct_client_stream_plan;
+
+/* Cuts a record: seconds_per_obs in (0, 3600] making 1 to 1,000,000 samples
+ * (the fhir room's limit per lead); limit_seconds 0 for the whole record,
+ * else the first limit_seconds (at least one sample). CT_EINVAL naming the
+ * value at fault. */
+int ct_client_stream_plan_make(int64_t record_samples, double fs_hz, double seconds_per_obs,
+                               double limit_seconds, ct_client_stream_plan *out, ct_error *err);
+/* First sample and sample count of observation k (0 <= k < n_obs). */
+void ct_client_stream_obs_range(const ct_client_stream_plan *p, int64_t k, int64_t *first,
+                                int64_t *count);
+/* Wall-clock time of a sample index: start_ms + round(sample * 1000 / fs). */
+int64_t ct_client_stream_sample_ms(const ct_client_stream_plan *p, int64_t start_ms,
+                                   int64_t sample);
+/* When observation k is due, in ms after the stream began: the time its
+ * last sample is acquired at `speed` (0: as fast as the server answers,
+ * always 0). */
+int64_t ct_client_stream_due_ms(const ct_client_stream_plan *p, int64_t k, double speed);
+
+/* The Patient id the importer would use for a record path:
+ * "<folder>-<record>" ("../data/mitdb/100" -> "mitdb-100"), the folder
+ * being the last component of the record's folder after resolving it.
+ * CT_EINVAL when that is not a FHIR id ([A-Za-z0-9.-], at most 64). */
+int ct_client_stream_patient_id(const char *record_path, char *out, size_t cap, ct_error *err);
+
+typedef struct ct_client_stream_options {
+    const char *base_url;      /* the FHIR base, e.g. "https://host:8443/fhir" */
+    const char *bearer_token;  /* NULL: none */
+    const char *patient_id;    /* a FHIR id (required) */
+    /* 1: make sure Patient/ID exists first: GET it, and PUT it when the
+     * server answers 404 or 410 (an update that creates, R4's
+     * "update as create"). 0: leave patients to the server's owner. */
+    int ensure_patient;
+    double seconds_per_obs;    /* (0, 3600]; 10 for a bedside gateway */
+    double speed;              /* 1 real time, 10 ten times faster, 0 unpaced */
+    double limit_seconds;      /* 0: the whole record */
+    /* Effective time of the first sample, UTC ms; CT_CLIENT_STREAM_NOW:
+     * the wall-clock time at which the stream begins (after the Patient). */
+    int64_t start_ms;
+} ct_client_stream_options;
+
+/* What is known once the record is read and before the first request. */
+typedef struct ct_client_stream_info {
+    const char *record;        /* the record's name ("100") */
+    int n_leads;
+    const char *lead_names[CT_WFDB_MAX_SIGNALS]; /* signal descriptions ("MLII") */
+    int mdc_codes[CT_WFDB_MAX_SIGNALS];          /* their MDC lead codes */
+    ct_client_stream_plan plan;
+} ct_client_stream_info;
+
+/* Hooks for a person watching; each may be NULL. */
+typedef struct ct_client_stream_callbacks {
+    void (*begin)(void *ctx, const ct_client_stream_info *info);
+    /* Patient/ID was found (created = 0) or created (1). */
+    void (*patient)(void *ctx, const char *patient_id, int created);
+    /* Observation k (0-based) was accepted; location is the server's
+     * Location header ("" if none). */
+    void (*sent)(void *ctx, int64_t k, int64_t n_obs, const char *location);
+    /* A retry of observation k (-1: the Patient) is about to be made. */
+    void (*retry)(void *ctx, int64_t k, int attempt, long wait_ms, const char *reason);
+    /* Polled before each Observation, and every 100 ms while waiting for
+     * one to be due or for a retry: non-zero stops the stream after the
+     * request in flight, cleanly (res->stopped = 1, return 0). */
+    int (*should_stop)(void *ctx);
+    void *ctx;
+} ct_client_stream_callbacks;
+
+typedef struct ct_client_stream_result {
+    int64_t n_obs_planned;
+    int64_t n_obs_sent;
+    int64_t start_ms;          /* effective time of the first sample, UTC ms */
+    int64_t n_samples_sent;    /* per lead */
+    int n_leads;
+    double ecg_seconds;        /* of ECG sent */
+    double wall_seconds;       /* from the first due time's clock start to the last answer */
+    int retries;               /* over all requests, the Patient's included */
+    int patient_created;       /* 1: this call created Patient/ID */
+    int stopped;               /* 1: should_stop ended the stream early */
+    int64_t max_late_ms;       /* most an Observation left after its due time */
+    char last_location[CT_CLIENT_MAX_URL];
+} ct_client_stream_result;
+
+/* Replays the WFDB record at record_path (a path without extension) as
+ * described above. The record is read and checked whole first (every signal
+ * must be a lead the fhir room knows, ct_fhir_lead_by_name, in mV, uV or V,
+ * calibrated), so that a bad record fails before any request. Holds the
+ * whole record in memory (O(record) = 2.6 MB for an MIT-BIH record; a
+ * streaming reader would make it O(observation), not needed for records of
+ * this size). cb and res may be NULL.
+ *
+ * Errors: those of the wfdb room; CT_EUNSUPPORTED for a signal that is not
+ * an ECG lead we can send (named); those of ct_client_send, prefixed with
+ * "Observation K of N (record R, from T s)" or "Patient/ID". A 4xx stops
+ * the stream at once with the server's diagnostics; a 5xx or a connection
+ * failure is retried per the client's options, then stops it. */
+int ct_client_stream_record(ct_client *c, const char *record_path,
+                            const ct_client_stream_options *opt,
+                            const ct_client_stream_callbacks *cb, ct_client_stream_result *res,
+                            ct_error *err);
 
 #endif

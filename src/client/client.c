@@ -117,6 +117,39 @@ long ct_client_backoff_ms(const ct_client_options *o, int retry)
     return wait_ms < o->backoff_max_ms ? wait_ms : o->backoff_max_ms;
 }
 
+/* Options that hold for every transfer of this client. Also called after
+ * curl_easy_reset by request.c, so that every transfer starts from these and
+ * nothing one kind of transfer set leaks into the next (the connection
+ * cache survives a reset). A failure means the libcurl build lacks a feature
+ * we rely on. */
+CURLcode ct_client_apply_defaults(ct_client *c)
+{
+    CURL *h = c->curl;
+    const ct_client_options *opt = &c->opt;
+    CURLcode cc = CURLE_OK;
+#define SETOPT(opt_, val_)                                                                          \
+    do {                                                                                            \
+        if (cc == CURLE_OK)                                                                         \
+            cc = curl_easy_setopt(h, opt_, val_);                                                   \
+    } while (0)
+    SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
+    SETOPT(CURLOPT_MAXREDIRS, opt->max_redirects);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, opt->connect_timeout_ms);
+    SETOPT(CURLOPT_LOW_SPEED_LIMIT, opt->stall_min_bytes_per_s);
+    SETOPT(CURLOPT_LOW_SPEED_TIME, (opt->stall_timeout_ms + 999) / 1000);
+    SETOPT(CURLOPT_TIMEOUT_MS, opt->attempt_timeout_ms);
+    SETOPT(CURLOPT_USERAGENT, c->user_agent);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (opt->ca_file)
+        SETOPT(CURLOPT_CAINFO, c->ca_file);
+#undef SETOPT
+    return cc;
+}
+
 int ct_client_new(const ct_client_options *opt, ct_client **out, ct_error *err)
 {
     *out = NULL;
@@ -146,30 +179,7 @@ int ct_client_new(const ct_client_options *opt, ct_client **out, ct_error *err)
         return ct_error_set(err, CT_ENOMEM, "client: libcurl could not make a handle "
                                             "(was ct_client_global_init called?)");
     }
-    CURL *h = c->curl;
-    CURLcode cc = CURLE_OK;
-    /* Options that hold for every transfer of this client. A failure here
-     * means the libcurl build lacks a feature we rely on. */
-#define SETOPT(opt_, val_)                                                                          \
-    do {                                                                                            \
-        if (cc == CURLE_OK)                                                                         \
-            cc = curl_easy_setopt(h, opt_, val_);                                                   \
-    } while (0)
-    SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
-    SETOPT(CURLOPT_MAXREDIRS, opt->max_redirects);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, opt->connect_timeout_ms);
-    SETOPT(CURLOPT_LOW_SPEED_LIMIT, opt->stall_min_bytes_per_s);
-    SETOPT(CURLOPT_LOW_SPEED_TIME, (opt->stall_timeout_ms + 999) / 1000);
-    SETOPT(CURLOPT_TIMEOUT_MS, opt->attempt_timeout_ms);
-    SETOPT(CURLOPT_USERAGENT, c->user_agent);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (opt->ca_file)
-        SETOPT(CURLOPT_CAINFO, c->ca_file);
-#undef SETOPT
+    CURLcode cc = ct_client_apply_defaults(c);
     if (cc != CURLE_OK) {
         ct_client_free(c);
         return ct_error_set(err, CT_EUNSUPPORTED, "client: libcurl refused an option: %s",

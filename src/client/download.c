@@ -222,7 +222,7 @@ static void sleep_ms(long ms)
 
 enum outcome { OUT_DONE, OUT_RETRY, OUT_RESTART, OUT_FAIL };
 
-static int is_transient_curl(CURLcode rc)
+int ct_client_curl_is_transient(CURLcode rc)
 {
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -242,7 +242,7 @@ static int is_transient_curl(CURLcode rc)
     }
 }
 
-static int is_tls_curl(CURLcode rc)
+int ct_client_curl_is_tls(CURLcode rc)
 {
     switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -313,9 +313,9 @@ static enum outcome classify(const ct_client *c, const xfer *x, CURLcode rc, con
                  url, x->base + x->written, x->base + x->content_length);
     else
         snprintf(reason, reason_size, "%s: %s", url, detail);
-    if (is_transient_curl(rc))
+    if (ct_client_curl_is_transient(rc))
         return OUT_RETRY;
-    if (is_tls_curl(rc))
+    if (ct_client_curl_is_tls(rc))
         *code = CT_ETLS;
     else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
         *code = CT_EINVAL;
