@@ -558,5 +558,59 @@ int ct_store_twin_outbox_due(ct_store *st, int64_t now_ms, size_t max, ct_store_
  * next_attempt_ms) or "failed"; attempts is incremented. CT_ENOTFOUND. */
 int ct_store_twin_outbox_mark(ct_store *st, int64_t id, const char *state, int64_t next_attempt_ms,
                               const char *last_error, ct_error *err);
+/* Records one attempt that carried a resource's state as of upto_version,
+ * for every row of that resource up to that version not yet sent (the
+ * latest state supersedes the versions before it): "sent" (sent_ms now),
+ * "pending" (next attempt at next_attempt_ms) or "failed", with last_error;
+ * row `id`, the one attempted, counts the attempt. CT_ENOTFOUND when no
+ * row changed. */
+int ct_store_twin_outbox_settle(ct_store *st, int64_t id, const char *resource_type,
+                                const char *resource_id, int64_t upto_version, const char *state,
+                                int64_t next_attempt_ms, const char *last_error, ct_error *err);
+
+/* ---- API tokens (src/store/token_rows.c, migrations/0005_tokens.sql) ---- */
+/* The http room (include/cardiotwin/http.h: ct_http_token_create ...) owns
+ * what a token is and grants; these are its rows. Only the SHA-256 of a
+ * token is stored. Times are UTC ms, 0 for "none" (never expires, not
+ * revoked, never used). Rows are never deleted and names never reused. */
+#define CT_STORE_TOKEN_NAME_MAX 64
+#define CT_STORE_TOKEN_SCOPES_MAX 255
+
+typedef struct ct_store_token {
+    int64_t id;                   /* set by insert */
+    char name[CT_STORE_TOKEN_NAME_MAX + 1];   /* [A-Za-z][A-Za-z0-9._-]* */
+    unsigned char sha256[32];     /* of the token's characters */
+    char role[16];                /* "device", "clinician", "auditor", "admin" */
+    char scopes[CT_STORE_TOKEN_SCOPES_MAX + 1]; /* SMART scopes, space-separated */
+    char patient[65];             /* FHIR Patient id the token is bound to, "" if none */
+    int64_t created_ms;           /* 0 on insert: now */
+    char created_by[128];         /* the operator */
+    int64_t expires_ms;           /* 0: never */
+    int64_t revoked_ms;           /* 0: not revoked */
+    char revoked_by[128];
+    int64_t last_used_ms;         /* 0: never used */
+} ct_store_token;
+
+/* Inserts; fills t->id (and t->created_ms when it was 0; revoked and last
+ * use are not written). CT_EEXIST when the name, or the hash, is taken;
+ * CT_EINVAL for a field the schema would refuse, naming it. */
+int ct_store_token_insert(ct_store *st, ct_store_token *t, ct_error *err);
+/* The token whose hash this is, revoked or not. CT_ENOTFOUND when none.
+ * One probe of a unique index. */
+int ct_store_token_find_hash(ct_store *st, const unsigned char sha256[32], ct_store_token *out,
+                             ct_error *err);
+/* By id, or by name. CT_ENOTFOUND when none. */
+int ct_store_token_get(ct_store *st, int64_t id, ct_store_token *out, ct_error *err);
+int ct_store_token_get_by_name(ct_store *st, const char *name, ct_store_token *out, ct_error *err);
+/* Every token in id order; *out is malloc'd (NULL when none). */
+int ct_store_token_list(ct_store *st, ct_store_token **out, size_t *n_out, ct_error *err);
+/* Revokes token id at at_ms (0: now) by `by`. CT_ENOTFOUND: no such token;
+ * CT_EEXIST: already revoked (nothing is written). */
+int ct_store_token_revoke(ct_store *st, int64_t id, int64_t at_ms, const char *by, ct_error *err);
+/* Sets last_used_ms to now_ms unless it is already within min_interval_ms
+ * of it, so that a busy token costs one write per interval, not one per
+ * request. *written (may be NULL) says whether it wrote. */
+int ct_store_token_touch(ct_store *st, int64_t id, int64_t now_ms, int64_t min_interval_ms, int *written,
+                         ct_error *err);
 
 #endif

@@ -76,6 +76,15 @@ enum ct_store_stmt_id {
     STMT_TWIN_OUTBOX_ADD,
     STMT_TWIN_OUTBOX_DUE,
     STMT_TWIN_OUTBOX_MARK,
+    STMT_TWIN_OUTBOX_SETTLE,
+    /* token_rows.c prepares these from its own table, like audit_rows.c. */
+    STMT_TOKEN_INSERT,
+    STMT_TOKEN_FIND_HASH,
+    STMT_TOKEN_GET,
+    STMT_TOKEN_GET_BY_NAME,
+    STMT_TOKEN_LIST,
+    STMT_TOKEN_REVOKE,
+    STMT_TOKEN_TOUCH,
     STMT_COUNT_
 };
 

@@ -11,7 +11,7 @@
 #define CHUNK_FRAMES 4096
 
 int ct_twin_run_record(const ct_wfdb_header *hdr, const ct_wfdb_signals *sig, int lead,
-                       const ct_ecg_sink *sink, ct_error *err)
+                       const ct_ecg_sink *sink, unsigned flags, ct_error *err)
 {
     if (!hdr || !sig)
         return ct_error_set(err, CT_EINVAL, "detect: no record given");
@@ -38,6 +38,7 @@ int ct_twin_run_record(const ct_wfdb_header *hdr, const ct_wfdb_signals *sig, in
     memset(&cfg, 0, sizeof cfg);
     cfg.fs_hz = hdr->fs_hz;
     cfg.n_leads = n;
+    cfg.keep_artifacts = (flags & CT_TWIN_KEEP_ARTIFACTS) != 0;
     for (int l = 0; l < n; l++) {
         const ct_wfdb_signal *s = &hdr->signals[idx[l]];
         double g = s->gain_given && s->gain_adu_per_unit > 0 ? s->gain_adu_per_unit : 200.0;
@@ -211,7 +212,7 @@ int ct_twin_detect_record(const ct_wfdb_header *hdr, const ct_wfdb_signals *sig,
     collect c;
     memset(&c, 0, sizeof c);
     ct_ecg_sink sink = {on_beat, on_event, &c};
-    int rc = ct_twin_run_record(hdr, sig, lead, &sink, err);
+    int rc = ct_twin_run_record(hdr, sig, lead, &sink, 0, err);
     if (rc == 0 && c.failed)
         rc = ct_error_set(err, CT_ENOMEM, "record %s: out of memory for the annotations",
                           hdr->record_name);
