@@ -55,5 +55,7 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_eval(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_detect(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_audit(const ct_cli *cli, int argc, char **argv);
+int ct_cmd_stream(const ct_cli *cli, int argc, char **argv);
+int ct_cmd_token(const ct_cli *cli, int argc, char **argv);
 
 #endif

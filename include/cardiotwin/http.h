@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cardiotwin/audit.h"
 #include "cardiotwin/error.h"
+#include "cardiotwin/store.h"
 
 #define CT_HTTP_DEFAULT_BIND "127.0.0.1"
 #define CT_HTTP_DEFAULT_PORT 8443
@@ -57,21 +59,6 @@ typedef enum ct_http_log_level {
     CT_HTTP_LOG_INFO,     /* what an operator wants to know once (certificate in use) */
 } ct_http_log_level;
 
-/* Who may call the API. Every route that names a scope (all of /fhir but
- * /fhir/metadata) refuses a caller without credentials, so the API is never
- * open; the modes differ in which credentials exist. */
-typedef enum ct_http_auth_mode {
-    CT_HTTP_AUTH_NONE = 0,       /* none: every scoped route answers 401 (the default) */
-    CT_HTTP_AUTH_STATIC_TOKEN    /* one bearer token given at start grants every scope
-                                  * (SMART "system", any type, cruds):
-                                  * for a single trusted client */
-} ct_http_auth_mode;
-
-/* A static token must be long enough not to be guessed: 32 random base64
- * characters carry 192 bits (`openssl rand -base64 32` makes 44). */
-#define CT_HTTP_TOKEN_MIN_LEN 32
-#define CT_HTTP_TOKEN_MAX_LEN 512
-
 typedef void (*ct_http_access_fn)(void *user, const ct_http_access *rec);
 /* msg is one line without a trailing newline; it never holds key material. */
 typedef void (*ct_http_log_fn)(void *user, ct_http_log_level level, const char *msg);
@@ -84,13 +71,9 @@ typedef struct ct_http_options {
     const char *state_dir;     /* where the self-signed pair lives when cert_path is NULL */
     int threads;               /* worker threads, 1..CT_HTTP_MAX_THREADS */
     int64_t max_body_bytes;    /* larger request bodies get 413, 1..CT_HTTP_MAX_BODY_BYTES_LIMIT */
-    const char *db_path;       /* SQLite database of the FHIR API (opened and migrated at
-                                * start); NULL: /fhir answers 503 */
-    ct_http_auth_mode auth_mode;
-    const char *api_token;     /* CT_HTTP_AUTH_STATIC_TOKEN: the token (copied; only its
-                                * SHA-256 is kept) */
-    const char *api_token_subject; /* who the token stands for in the audit and access
-                                    * logs; NULL: "api-token" */
+    const char *db_path;       /* SQLite database of the FHIR API and of the API tokens
+                                * (opened and migrated at start); NULL: no token can be
+                                * checked, so every route that needs one answers 401 */
     ct_http_access_fn on_access; /* may be NULL */
     ct_http_log_fn on_log;       /* may be NULL */
     void *log_user;              /* passed to both callbacks */
@@ -123,14 +106,6 @@ int ct_http_url(const ct_http_server *srv, char *buf, size_t cap);
 /* Path of the certificate being served (given or generated). */
 const char *ct_http_cert_path(const ct_http_server *srv);
 
-/* Reads a bearer token from a file for CT_HTTP_AUTH_STATIC_TOKEN: one line
- * (a final newline is dropped), CT_HTTP_TOKEN_MIN_LEN..MAX_LEN characters
- * of RFC 6750's b64token alphabet ([A-Za-z0-9-._~+/] then '='s). A file
- * that group or others can read is refused, as are a directory, a symbolic
- * link's target that is not a regular file, and anything larger. The error
- * never quotes the file's contents. buf needs CT_HTTP_TOKEN_MAX_LEN + 1. */
-int ct_http_token_read_file(const char *path, char *buf, size_t cap, ct_error *err);
-
 /* ---- self-signed certificate ------------------------------------------- */
 typedef struct ct_http_tls_files {
     char cert_path[CT_HTTP_PATH_MAX];
@@ -149,5 +124,70 @@ typedef struct ct_http_tls_files {
  * without its key is an error (the pair cannot be recovered). state_dir must
  * exist. */
 int ct_http_tls_ensure_self_signed(const char *state_dir, ct_http_tls_files *out, ct_error *err);
+
+/* ---- API tokens and roles (tokens.c, scopes.c; docs/security.md) ------------------
+ * Every route but /healthz, /fhir/metadata and the SMART configuration
+ * needs "Authorization: Bearer TOKEN". A token is made by an operator
+ * (`cardiotwin token create`), shown once, and stored only as its SHA-256;
+ * the server finds it by that hash on every request, so a revocation takes
+ * effect at the next request. Its role names the SMART v2 scopes it holds;
+ * a token bound to a patient holds the patient/ form of them and sees only
+ * that patient's compartment. */
+
+/* "ct_" and 32 random bytes in base64url without padding (43 characters). */
+#define CT_HTTP_TOKEN_PREFIX "ct_"
+#define CT_HTTP_TOKEN_RANDOM_BYTES 32
+#define CT_HTTP_TOKEN_LEN 46
+#define CT_HTTP_TOKEN_BUF (CT_HTTP_TOKEN_LEN + 1)
+#define CT_HTTP_TOKEN_MAX_DAYS 3650
+
+/* A role: its scopes, and those of a token bound to a patient (NULL when
+ * the role cannot be bound to one). */
+typedef struct ct_http_role_info {
+    const char *name;            /* "device", "clinician", "auditor", "admin" */
+    const char *scopes;          /* e.g. "system/Observation.c system/Device.r" */
+    const char *patient_scopes;  /* e.g. "patient/Observation.c patient/Device.r", or NULL */
+    const char *summary;         /* one line for --help */
+} ct_http_role_info;
+
+/* The role of that name, or NULL. */
+const ct_http_role_info *ct_http_role_lookup(const char *name);
+/* The i-th role (0, 1, ...), NULL past the last: for listing them. */
+const ct_http_role_info *ct_http_role_at(size_t i);
+
+typedef struct ct_http_token_spec {
+    const char *name;            /* [A-Za-z][A-Za-z0-9._-]*, at most 64; never used before */
+    const char *role;            /* a ct_http_role_info name */
+    const char *patient;         /* NULL or "": not bound; else the id of an existing Patient */
+    int expires_days;            /* 0: never; else 1..CT_HTTP_TOKEN_MAX_DAYS */
+    int64_t now_ms;              /* 0: the clock (tests give a time) */
+} ct_http_token_spec;
+
+/* Makes a token: 32 bytes from OpenSSL's RAND_bytes as "ct_" + base64url,
+ * written to token (CT_HTTP_TOKEN_BUF bytes; the only copy: the caller
+ * shows it once and wipes it), and stores its SHA-256, role, scopes,
+ * patient and expiry with a "token-create" audit entry by `by`, in one
+ * transaction (not inside a caller's: CT_EINVAL). row (may be NULL) gets
+ * the stored row. CT_EINVAL for a bad name, an unknown role, a role that
+ * cannot be bound to a patient, days out of range; CT_ENOTFOUND when the
+ * patient is not a stored Patient; CT_EEXIST when the name was ever used. */
+int ct_http_token_create(ct_store *st, const ct_http_token_spec *spec, const ct_audit_actor *by,
+                         char *token, size_t cap, ct_store_token *row, ct_error *err);
+
+/* Revokes the token named name_or_id (all digits: its id), with a
+ * "token-revoke" audit entry by `by`, in one transaction. A token already
+ * revoked is left as it is (*already = 1, no audit entry, returns 0).
+ * CT_ENOTFOUND when there is no such token. row (may be NULL) gets it. */
+int ct_http_token_revoke(ct_store *st, const char *name_or_id, const ct_audit_actor *by, ct_store_token *row,
+                         int *already, ct_error *err);
+
+typedef enum ct_http_token_state {
+    CT_HTTP_TOKEN_ACTIVE = 0,
+    CT_HTTP_TOKEN_EXPIRED,
+    CT_HTTP_TOKEN_REVOKED
+} ct_http_token_state;
+/* What the server would make of the token at now_ms; "active", "expired", "revoked". */
+ct_http_token_state ct_http_token_state_at(const ct_store_token *t, int64_t now_ms);
+const char *ct_http_token_state_name(ct_http_token_state s);
 
 #endif

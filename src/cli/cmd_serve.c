@@ -19,6 +19,7 @@
 
 #include "cardiotwin/cli.h"
 #include "cardiotwin/http.h"
+#include "cardiotwin/store.h"
 
 #define CMD "serve"
 
@@ -26,7 +27,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cardiotwin serve [--bind ADDR] [--port N] [--cert PEM --key PEM] [--threads N]\n"
-            "                        [--api-token-file FILE] [--max-body-bytes N]\n"
+            "                        [--max-body-bytes N]\n"
             "\n"
             "Runs the HTTPS server (TLS 1.2 and 1.3 only; there is no plain-HTTP port)\n"
             "until SIGINT or SIGTERM, then stops cleanly and exits 0. Once listening it\n"
@@ -41,12 +42,6 @@ static void usage(FILE *out)
             "  --cert PEM     certificate chain, leaf first (needs --key)\n"
             "  --key PEM      its unencrypted private key; must not be readable by others\n"
             "  --threads N    worker threads, 1..%d (default %d): one per open connection\n"
-            "  --api-token-file FILE\n"
-            "                 the bearer token that opens the FHIR API: one line of\n"
-            "                 %d..%d characters (e.g. 'openssl rand -base64 32'), in a\n"
-            "                 file only its owner can read; clients send\n"
-            "                 'Authorization: Bearer TOKEN'. Without it every /fhir route\n"
-            "                 but /fhir/metadata answers 401. The token is never logged.\n"
             "  --max-body-bytes N\n"
             "                 largest request body, 1..%lld (default %lld); larger\n"
             "                 ones get 413\n"
@@ -58,13 +53,18 @@ static void usage(FILE *out)
             "clients that certificate to trust (e.g. curl --cacert).\n"
             "\n"
             "The FHIR R4 API lives under /fhir (docs/api.md) and keeps its resources in\n"
-            "the database (--db), which is created and migrated at start.\n"
+            "the database (--db), which is created and migrated at start. Clients send\n"
+            "'Authorization: Bearer TOKEN' with a token made by 'cardiotwin token create'\n"
+            "(docs/security.md); the server looks every token up in the database, so a\n"
+            "revoked or expired one is refused at its next request. Tokens never appear\n"
+            "in the logs: the access log names the token's name.\n"
             "\n"
-            "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"}\n"
-            "        GET /fhir/metadata (public), /fhir/{Patient,Observation,DiagnosticReport,\n"
-            "        Device,Provenance}[/ID[/_history[/N]]], POST /fhir (batch, transaction)\n",
+            "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"} (public)\n"
+            "        GET /fhir/metadata, GET /.well-known/smart-configuration (public)\n"
+            "        /fhir/{Patient,Observation,DiagnosticReport,Device,Provenance}\n"
+            "        [/ID[/_history[/N]]], POST /fhir (batch, transaction)\n",
             CT_HTTP_DEFAULT_BIND, CT_HTTP_DEFAULT_PORT, CT_HTTP_MAX_THREADS,
-            CT_HTTP_DEFAULT_THREADS, CT_HTTP_TOKEN_MIN_LEN, CT_HTTP_TOKEN_MAX_LEN,
+            CT_HTTP_DEFAULT_THREADS,
             (long long)CT_HTTP_MAX_BODY_BYTES_LIMIT, (long long)CT_HTTP_DEFAULT_MAX_BODY_BYTES,
             CT_HTTP_CERT_FILE, CT_HTTP_KEY_FILE);
 }
@@ -143,6 +143,34 @@ static void on_log(void *user, ct_http_log_level level, const char *msg)
     funlockfile(stderr);
 }
 
+/* An API nobody can call is worth a warning at start: the operator may
+ * have forgotten the tokens. The database is migrated by now. */
+static void warn_without_tokens(const char *db_path)
+{
+    ct_store *st = NULL;
+    ct_store_token *toks = NULL;
+    size_t n = 0, active = 0;
+    ct_error err = {0};
+    if (ct_store_open(db_path, &st, &err) != CT_OK || ct_store_token_list(st, &toks, &n, &err) != CT_OK) {
+        ct_store_close(st);
+        return; /* the server itself will say what is wrong with the database */
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; i < n; i++)
+        active += ct_http_token_state_at(&toks[i], now) == CT_HTTP_TOKEN_ACTIVE;
+    free(toks);
+    ct_store_close(st);
+    if (active == 0) {
+        char when[40];
+        utc_now(when, sizeof when);
+        fprintf(stderr, "%s cardiotwin %s: warning: the database holds no active API token: every request but "
+                "/healthz, /fhir/metadata and the SMART configuration answers 401; make one with 'cardiotwin "
+                "token create --role ROLE --name NAME'\n", when, CMD);
+    }
+}
+
 /* The generated certificate lives next to the database. */
 static int db_dir(const char *db_path, char *buf, size_t cap)
 {
@@ -174,7 +202,6 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
 
     ct_http_options opt;
     ct_http_options_init(&opt);
-    const char *token_file = NULL;
     long v;
     optind = 0;
     opterr = 0;
@@ -207,10 +234,9 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
             opt.threads = (int)v;
             break;
         case OPT_TOKEN_FILE:
-            if (!*optarg)
-                return ct_cli_usage(CMD, "--api-token-file needs a file name");
-            token_file = optarg;
-            break;
+            /* Gone: say where tokens live now instead of "unknown option". */
+            return ct_cli_usage(CMD, "--api-token-file is gone: tokens live in the database; make one with "
+                                "'cardiotwin token create --role admin --name NAME' and send it as before");
         case OPT_MAX_BODY: {
             char *end;
             errno = 0;
@@ -243,16 +269,6 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
             return ct_cli_fail(CMD, "database path %s is too long", cli->db_path);
         opt.state_dir = state_dir;
     }
-    /* The token is read before the server starts and wiped once the server
-     * holds its hash. */
-    char token[CT_HTTP_TOKEN_MAX_LEN + 1] = "";
-    if (token_file) {
-        ct_error terr = {0};
-        if (ct_http_token_read_file(token_file, token, sizeof token, &terr) != 0)
-            return ct_cli_fail(CMD, "%s", terr.msg);
-        opt.auth_mode = CT_HTTP_AUTH_STATIC_TOKEN;
-        opt.api_token = token;
-    }
     opt.db_path = cli->db_path;
     serve_log lg = {.quiet = cli->quiet};
     opt.on_access = on_access;
@@ -263,25 +279,18 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask) != 0) {
-        explicit_bzero(token, sizeof token);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask) != 0)
         return ct_cli_fail(CMD, "cannot block SIGINT and SIGTERM");
-    }
 
     ct_http_server *srv = NULL;
     ct_error err = {0};
     int started = ct_http_start(&opt, &srv, &err);
-    explicit_bzero(token, sizeof token);
     if (started != 0) {
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         return ct_cli_fail(CMD, "%s", err.msg);
     }
-    if (!token_file && !cli->quiet) {
-        char when[40];
-        utc_now(when, sizeof when);
-        fprintf(stderr, "%s cardiotwin %s: warning: no --api-token-file: the FHIR API answers 401 to "
-                "every request but GET /fhir/metadata\n", when, CMD);
-    }
+    if (!cli->quiet)
+        warn_without_tokens(cli->db_path);
     char url[96];
     ct_http_url(srv, url, sizeof url);
     printf("cardiotwin: listening on %s\n", url);

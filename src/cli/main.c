@@ -19,6 +19,8 @@ static const ct_cli_command commands[] = {
     {"eval", "score the detector against reference annotations (EC57)", ct_cmd_eval},
     {"detect", "run the beat and rhythm detector on a WFDB record", ct_cmd_detect},
     {"audit", "verify, checkpoint and export the tamper-evident audit log", ct_cmd_audit},
+    {"stream", "replay a WFDB record to a FHIR server as ECG Observations", ct_cmd_stream},
+    {"token", "create, list and revoke the API's bearer tokens", ct_cmd_token},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,261 +1,112 @@
-/* http room, credentials: who a caller is and what they may do, decided
- * from the request alone. authorize() in router.c is the one caller of
- * ct_http_authenticate and the one place routes' scopes are compared with
- * the caller's; this file holds the pieces it uses.
+/* http room, credentials: who a request's bearer token belongs to.
+ * authorize() in router.c is the one caller of ct_http_authenticate and
+ * the one place routes' scopes are compared with the caller's; this file
+ * turns an Authorization header into a ct_http_caller.
  *
- * The one idea: today the only credential is one static bearer token, set
- * when the server starts (`cardiotwin serve --api-token-file`), which
- * stands for one trusted client with every scope. Only its SHA-256 is
- * kept, and a presented token is hashed and compared in constant time, so
- * neither its length nor its bytes leak through timing, and no copy of it
- * outlives ct_http_start. Tokens per user, roles and revocation replace
- * ct_http_authenticate's body later; handlers never change, because they
- * only read req->caller.
- *
- * Scopes follow SMART App Launch v2: "user/Observation.rs" grants read and
- * search on Observation. Routes ask for one permission each
- * ("user/Observation.r"). "user/" and "system/" scopes are treated alike
- * (both act with the caller's full authority); "patient/" scopes would need
- * a compartment check on every result and grant nothing yet. The SMART v1
- * forms ".read", ".write" and ".*" are read as "rs", "cud" and "cruds". */
-#include <errno.h>
-#include <fcntl.h>
+ * The one idea: the token is hashed (SHA-256) and the hash is looked up in
+ * the database through a unique index, on every request. The secret is
+ * never compared byte by byte, so no timing reveals how much of a guess was
+ * right (what the index walk reveals is about a hash nobody can invert),
+ * and nothing is cached, so a revocation or an expiry takes effect at the
+ * next request, on every worker, and in every server process sharing the
+ * database. The price is one indexed SELECT per request on the connection
+ * the request takes anyway, a few microseconds next to the TLS record it
+ * arrived in; a cache would save that and add a window in which a revoked
+ * token still works. The last use is written at most once a minute per
+ * token (a conditional UPDATE), so a busy device costs one small write a
+ * minute rather than one per Observation. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
+#include "cardiotwin/store.h"
 #include "http_internal.h"
 
-#define STATIC_TOKEN_SCOPES "system/*.cruds"
-#define STATIC_TOKEN_ROLE "system"
+/* How often a token's last use is written. */
+#define LAST_USE_INTERVAL_MS 60000
 
-static int b64token_char(char c)
+static int64_t now_ms(void)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~' || c == '+' || c == '/';
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
-static int token_syntax_ok(const char *t, size_t n)
+ct_http_auth_result ct_http_authenticate(ct_http_req *req, const char **why)
 {
-    size_t i = 0;
-    while (i < n && b64token_char(t[i]))
-        i++;
-    if (i == 0)
-        return 0;
-    while (i < n && t[i] == '=')
-        i++;
-    return i == n;
-}
-
-int ct_http_token_read_file(const char *path, char *buf, size_t cap, ct_error *err)
-{
-    if (!path || !buf || cap < CT_HTTP_TOKEN_MAX_LEN + 1)
-        return ct_error_set(err, CT_EINVAL, "ct_http_token_read_file: missing argument");
-    buf[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ct_error_set(err, CT_EIO, "token file %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return ct_error_set(err, CT_EIO, "token file %s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ct_error_set(err, CT_EINVAL, "token file %s is not a regular file", path);
-    }
-    if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-        close(fd);
-        return ct_error_set(err, CT_EINVAL,
-                            "token file %s can be read or written by group or others (mode %03o); "
-                            "chmod 600 it, and make a new token if others may have read it",
-                            path, (unsigned)(sb.st_mode & 0777));
-    }
-    char tmp[CT_HTTP_TOKEN_MAX_LEN + 3];
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, tmp + n, sizeof tmp - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            OPENSSL_cleanse(tmp, sizeof tmp);
-            return ct_error_set(err, CT_EIO, "token file %s: %s", path, strerror(e));
-        }
-        if (r == 0 || (n += (size_t)r) == sizeof tmp)
-            break;
-    }
-    close(fd);
-    if (n > 0 && tmp[n - 1] == '\n')
-        n--;
-    if (n > 0 && tmp[n - 1] == '\r')
-        n--;
-    int rc = CT_OK;
-    if (n == sizeof tmp - 1 || n > CT_HTTP_TOKEN_MAX_LEN)
-        rc = ct_error_set(err, CT_ELIMIT, "token file %s: the token is longer than %d characters", path,
-                          CT_HTTP_TOKEN_MAX_LEN);
-    else if (n < CT_HTTP_TOKEN_MIN_LEN)
-        rc = ct_error_set(err, CT_EINVAL,
-                          "token file %s: the token has %zu characters, fewer than %d (make one with "
-                          "'openssl rand -base64 32')",
-                          path, n, CT_HTTP_TOKEN_MIN_LEN);
-    else if (!token_syntax_ok(tmp, n))
-        rc = ct_error_set(err, CT_EINVAL,
-                          "token file %s: the token must be one line of A-Z a-z 0-9 - . _ ~ + / "
-                          "followed by optional '=' (RFC 6750)",
-                          path);
-    if (rc == CT_OK) {
-        memcpy(buf, tmp, n);
-        buf[n] = '\0';
-    }
-    OPENSSL_cleanse(tmp, sizeof tmp);
-    return rc;
-}
-
-static int sha256(const void *data, size_t len, unsigned char out[32])
-{
-    unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
-}
-
-int ct_http_auth_init(ct_http_server *srv, const ct_http_options *opt, ct_error *err)
-{
-    const char *subject = opt->api_token_subject ? opt->api_token_subject : "api-token";
-    size_t sl = strlen(subject);
-    if (sl == 0 || sl >= sizeof srv->token_subject)
-        return ct_error_set(err, CT_EINVAL, "token subject must be 1 to %zu characters",
-                            sizeof srv->token_subject - 1);
-    for (size_t i = 0; i < sl; i++)
-        if ((unsigned char)subject[i] < 0x21 || subject[i] == 0x7f)
-            return ct_error_set(err, CT_EINVAL, "token subject holds a space or control character");
-    memcpy(srv->token_subject, subject, sl + 1);
-    srv->opt.api_token_subject = srv->token_subject;
-    srv->opt.api_token = NULL; /* the caller's string may go; the hash stays */
-    switch (opt->auth_mode) {
-    case CT_HTTP_AUTH_NONE:
-        return CT_OK;
-    case CT_HTTP_AUTH_STATIC_TOKEN: {
-        const char *t = opt->api_token;
-        size_t n = t ? strnlen(t, CT_HTTP_TOKEN_MAX_LEN + 1) : 0;
-        if (n < CT_HTTP_TOKEN_MIN_LEN || n > CT_HTTP_TOKEN_MAX_LEN || !token_syntax_ok(t, n))
-            return ct_error_set(err, CT_EINVAL, "the API token must be %d to %d characters of RFC 6750's "
-                                "token alphabet", CT_HTTP_TOKEN_MIN_LEN, CT_HTTP_TOKEN_MAX_LEN);
-        if (sha256(t, n, srv->token_sha256) != 0)
-            return ct_error_set(err, CT_ENOMEM, "cannot hash the API token");
-        return CT_OK;
-    }
-    }
-    return ct_error_set(err, CT_EINVAL, "unknown authentication mode %d", (int)opt->auth_mode);
-}
-
-int ct_http_authenticate(ct_http_req *req)
-{
-    ct_http_caller *c = &req->caller;
+    static const char *const unknown = "the access token is not one this server issued (or it was mistyped)";
+    *why = "";
     const char *h = mg_get_header(req->conn, "Authorization");
     if (!h)
-        return 0;
-    if (strncasecmp(h, "Bearer ", 7) != 0)
-        return -1;
+        return CT_HTTP_AUTH_NONE;
+    /* RFC 6750 2.1: the scheme is case-insensitive, then one or more spaces. */
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        *why = "the Authorization header must be 'Bearer TOKEN'";
+        return CT_HTTP_AUTH_INVALID;
+    }
     const char *t = h + 7;
     while (*t == ' ')
         t++;
     size_t n = strlen(t);
     while (n > 0 && t[n - 1] == ' ')
         n--;
-    if (req->srv->opt.auth_mode != CT_HTTP_AUTH_STATIC_TOKEN || n == 0 || n > CT_HTTP_TOKEN_MAX_LEN)
-        return -1;
+    /* Only a token of our shape is worth a database probe. */
+    if (!ct_http_token_well_formed(t, n)) {
+        *why = unknown;
+        return CT_HTTP_AUTH_INVALID;
+    }
     unsigned char hash[32];
-    if (sha256(t, n, hash) != 0 || CRYPTO_memcmp(hash, req->srv->token_sha256, sizeof hash) != 0)
-        return -1;
+    if (ct_http_token_hash(t, n, hash) != 0) {
+        *why = "the server could not check the access token";
+        return CT_HTTP_AUTH_UNAVAILABLE;
+    }
+    ct_store *st = NULL;
+    ct_error err = {0};
+    if (ct_http_store_acquire(req, &st, &err) != CT_OK) {
+        OPENSSL_cleanse(hash, sizeof hash);
+        if (err.code != CT_EUNSUPPORTED)
+            ct_http_log(req->srv, CT_HTTP_LOG_ERROR, "request %s: token check: %s", req->request_id, err.msg);
+        *why = "the server cannot check access tokens now: its database is not available";
+        return CT_HTTP_AUTH_UNAVAILABLE;
+    }
+    ct_store_token tok;
+    int rc = ct_store_token_find_hash(st, hash, &tok, &err);
+    OPENSSL_cleanse(hash, sizeof hash);
+    if (rc == CT_ENOTFOUND) {
+        *why = unknown;
+        return CT_HTTP_AUTH_INVALID;
+    }
+    if (rc != CT_OK) {
+        ct_http_log(req->srv, CT_HTTP_LOG_ERROR, "request %s: token check: %s", req->request_id, err.msg);
+        *why = "the server could not check the access token; try again";
+        return CT_HTTP_AUTH_UNAVAILABLE;
+    }
+    int64_t now = now_ms();
+    switch (ct_http_token_state_at(&tok, now)) {
+    case CT_HTTP_TOKEN_REVOKED:
+        *why = "the access token was revoked; ask an administrator for a new one";
+        return CT_HTTP_AUTH_INVALID;
+    case CT_HTTP_TOKEN_EXPIRED:
+        *why = "the access token has expired; ask an administrator for a new one";
+        return CT_HTTP_AUTH_INVALID;
+    case CT_HTTP_TOKEN_ACTIVE:
+        break;
+    }
+    ct_http_caller *c = &req->caller;
     c->authenticated = 1;
-    snprintf(c->subject, sizeof c->subject, "%s", req->srv->token_subject);
-    snprintf(c->role, sizeof c->role, "%s", STATIC_TOKEN_ROLE);
-    snprintf(c->scopes, sizeof c->scopes, "%s", STATIC_TOKEN_SCOPES);
-    return 1;
-}
-
-/* SMART permissions of a scope's suffix as a bit set of c r u d s. */
-static unsigned perm_bits(const char *p, size_t n)
-{
-    if (n == 4 && memcmp(p, "read", 4) == 0)
-        return 2u | 16u;
-    if (n == 5 && memcmp(p, "write", 5) == 0)
-        return 1u | 4u | 8u;
-    if (n == 1 && p[0] == '*')
-        return 31u;
-    static const char order[] = "cruds";
-    unsigned bits = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* SMART v2 writes the letters in this order, each at most once. */
-        while (k < 5 && order[k] != p[i])
-            k++;
-        if (k == 5)
-            return 0;
-        bits |= 1u << k;
-        k++;
+    c->token_id = tok.id;
+    snprintf(c->subject, sizeof c->subject, "%s", tok.name);
+    snprintf(c->role, sizeof c->role, "%s", tok.role);
+    snprintf(c->scopes, sizeof c->scopes, "%s", tok.scopes);
+    snprintf(c->patient, sizeof c->patient, "%s", tok.patient);
+    if (tok.last_used_ms <= now - LAST_USE_INTERVAL_MS) {
+        /* A failure here costs the record of a use, never the request. */
+        if (ct_store_token_touch(st, tok.id, now, LAST_USE_INTERVAL_MS, NULL, &err) != CT_OK)
+            ct_http_log(req->srv, CT_HTTP_LOG_WARNING, "request %s: recording the use of token %s: %s",
+                        req->request_id, tok.name, err.msg);
     }
-    return bits;
-}
-
-typedef struct scope {
-    const char *ctx;
-    size_t ctx_len;
-    const char *type;
-    size_t type_len;
-    unsigned perms;
-} scope;
-
-static int scope_parse(const char *s, size_t n, scope *out)
-{
-    const char *slash = memchr(s, '/', n);
-    if (!slash)
-        return -1;
-    const char *dot = memchr(slash, '.', (size_t)(s + n - slash));
-    if (!dot)
-        return -1;
-    out->ctx = s;
-    out->ctx_len = (size_t)(slash - s);
-    out->type = slash + 1;
-    out->type_len = (size_t)(dot - slash - 1);
-    /* SMART v2 may add a query after '?' (finer grants); none is granted yet. */
-    const char *q = memchr(dot, '?', (size_t)(s + n - dot));
-    out->perms = perm_bits(dot + 1, (size_t)((q ? q : s + n) - dot - 1));
-    return out->type_len && out->perms ? 0 : -1;
-}
-
-static int ctx_full(const scope *s)
-{
-    return (s->ctx_len == 4 && memcmp(s->ctx, "user", 4) == 0) ||
-           (s->ctx_len == 6 && memcmp(s->ctx, "system", 6) == 0);
-}
-
-int ct_http_scope_grants(const char *granted, const char *required)
-{
-    if (!granted || !required)
-        return 0;
-    scope need;
-    if (scope_parse(required, strlen(required), &need) != 0)
-        return 0;
-    for (const char *p = granted; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t n = strcspn(p, " ");
-        scope have;
-        if (n && scope_parse(p, n, &have) == 0 && ctx_full(&have) && ctx_full(&need) &&
-            ((have.type_len == 1 && have.type[0] == '*') ||
-             (have.type_len == need.type_len && memcmp(have.type, need.type, need.type_len) == 0)) &&
-            (have.perms & need.perms) == need.perms)
-            return 1;
-        p += n;
-    }
-    return 0;
+    return CT_HTTP_AUTH_OK;
 }

@@ -1,7 +1,7 @@
 /* http room, Bundles: POST /fhir with a batch or a transaction. Each entry
  * is the request it describes (method and url), run through the same
  * interactions as the REST handlers (fhir_ops.c, fhir_search.c), checked
- * against the caller's scopes one by one (ct_http_authorize_scope), and
+ * against the caller's scopes one by one (ct_http_caller_grant), and
  * answered in a batch-response or transaction-response Bundle in the order
  * of the request.
  *
@@ -153,11 +153,10 @@ static int parse_entry(ct_http_fhir *f, const json_t *je, const char *etext, con
     if (transaction && e->op == OP_SEARCH && e->query && strchr(e->query, '?'))
         return entry_fail(&e->r, i, 400, CT_FHIR_IT_VALUE, ".request.url", "request.url holds two '?'");
 
-    char scope[96];
-    snprintf(scope, sizeof scope, "user/%s.%s", e->type, scope_perm);
-    if (!ct_http_authorize_scope(f->req, scope)) {
-        char msg[140];
-        snprintf(msg, sizeof msg, "the access token does not grant %s", scope);
+    if (ct_http_caller_grant(f->req, e->type, ct_http_perm_bit(scope_perm[0])) == CT_HTTP_GRANT_NONE) {
+        char need[300], msg[400];
+        ct_http_scope_describe(e->type, ct_http_perm_bit(scope_perm[0]), need, sizeof need);
+        snprintf(msg, sizeof msg, "the access token does not allow this entry: it needs %s", need);
         return entry_fail(&e->r, i, 403, CT_FHIR_IT_FORBIDDEN, "", msg);
     }
 

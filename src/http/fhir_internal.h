@@ -252,6 +252,21 @@ int ct_http_fhir_body(ct_http_req *req, char **body, size_t *len);
 int ct_http_audit(ct_http_fhir *f, const char *action, const char *type, const char *id, int64_t version,
                   const char *patient, const char *detail, ct_error *err);
 
+/* ---- patient compartments (compartment.c) -------------------------------------------------- */
+/* Which patient bounds the caller's `perms` on `type`: NULL when its
+ * scopes grant them on every resource of the type, else the id of the
+ * patient its token is bound to ("" if it has none: nothing is inside). */
+const char *ct_http_compartment(const ct_http_req *req, const char *type, unsigned perms);
+/* 1 when bound is NULL (no restriction) or names the same, non-empty patient. */
+int ct_http_in_compartment(const char *bound, const char *patient);
+/* The patient a resource belongs to, "" for none: a Patient itself; the
+ * indexed "patient" reference of an Observation, DiagnosticReport or
+ * Device; nothing for other types. Of the current stored version (one
+ * index probe), of a version's JSON body (parsed), of a prepared write. */
+void ct_http_patient_of_current(ct_store *st, const char *type, const char *id, char *out, size_t cap);
+void ct_http_patient_of_body(const char *type, const char *id, const char *json, size_t len, char *out, size_t cap);
+const char *ct_http_patient_of_prepared(const ct_http_prepared *p);
+
 /* ---- routes ------------------------------------------------------------------------------- */
 int ct_http_handle_metadata(ct_http_req *req);
 int ct_http_handle_fhir_create(ct_http_req *req);

@@ -273,9 +273,32 @@ static int audit(ct_http_fhir *f, ct_http_result *r, const char *action, const c
 
 /* ---- create, update, delete -------------------------------------------------------------- */
 
+/* A token bound to a patient writes only inside that patient's compartment
+ * (compartment.c); the refusal names what would have been accepted. */
+static int refuse_outside(ct_http_result *r, const char *bound, const char *what)
+{
+    return ct_http_result_fail(r, 403, CT_FHIR_IT_FORBIDDEN, NULL,
+                               "this access token is bound to Patient/%s and may only %s resources of that "
+                               "patient's compartment: Patient/%s itself, or an Observation, DiagnosticReport or "
+                               "Device whose subject or patient is Patient/%s",
+                               bound, what, bound, bound);
+}
+
 static int create_work(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_exist, ct_http_result *r)
 {
+    const char *bound = ct_http_compartment(f->req, p->type, CT_HTTP_PERM_C);
+    if (!ct_http_in_compartment(bound, ct_http_patient_of_prepared(p)))
+        return refuse_outside(r, bound, "create");
     if (if_none_exist && *if_none_exist) {
+        /* The search runs for the caller, and a match comes back whole. */
+        if (ct_http_caller_grant(f->req, p->type, CT_HTTP_PERM_S) == CT_HTTP_GRANT_NONE) {
+            char need[300];
+            ct_http_scope_describe(p->type, CT_HTTP_PERM_S, need, sizeof need);
+            return ct_http_result_fail(r, 403, CT_FHIR_IT_FORBIDDEN, NULL,
+                                       "If-None-Exist searches %s for you and returns the match: it needs %s; "
+                                       "send the create without If-None-Exist",
+                                       p->type, need);
+        }
         char found[CT_FHIR_ID_MAX + 1];
         int n = ct_http_search_count_matches(f, p->type, if_none_exist, found, r);
         if (n < 0)
@@ -337,6 +360,16 @@ int ct_http_op_create(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_
 
 static int update_work(ct_http_fhir *f, ct_http_prepared *p, int64_t if_match, ct_http_result *r)
 {
+    const char *bound = ct_http_compartment(f->req, p->type, CT_HTTP_PERM_U);
+    if (bound) {
+        /* Both the version replaced and the new one must be the patient's.
+         * An id that does not exist is refused like one of another
+         * patient: creating by update would tell the two apart. */
+        char current[CT_FHIR_ID_MAX + 1];
+        ct_http_patient_of_current(f->st, p->type, p->id, current, sizeof current);
+        if (!ct_http_in_compartment(bound, current) || !ct_http_in_compartment(bound, ct_http_patient_of_prepared(p)))
+            return refuse_outside(r, bound, "update existing");
+    }
     ct_store_write w = {
         .type = p->type, .id = p->id, .json = p->stored, .len = p->stored_len,
         .if_match = if_match, .index = p->index.e, .n_index = p->index.n,
@@ -383,6 +416,10 @@ static int delete_work(ct_http_fhir *f, const char *type, const char *id, int64_
 {
     char patient[CT_FHIR_ID_MAX + 1];
     patient_of(f, type, id, patient, sizeof patient);
+    if (!ct_http_in_compartment(ct_http_compartment(f->req, type, CT_HTTP_PERM_D), patient)) {
+        set_names(r, type, id);
+        return ct_http_result_fail(r, 404, CT_FHIR_IT_NOT_FOUND, NULL, "there is no %s with id %s", type, id);
+    }
     ct_store_version_info info;
     ct_error err = {0};
     int rc = ct_store_resource_remove(f->st, type, id, if_match, &info, &err);
@@ -425,7 +462,29 @@ int ct_http_op_read(ct_http_fhir *f, const char *type, const char *id, int64_t v
     int deleted = 0;
     ct_error err = {0};
     set_names(r, type, id);
-    int rc = ct_store_resource_get(f->st, type, id, version, &json, &r->version, &r->last_updated_ms, &deleted, &err);
+    /* Outside a bound token's compartment a resource reads as absent, with
+     * the very message an absent one gets (compartment.c). A deleted one
+     * has no indexed patient left, so it is absent too. */
+    const char *bound = ct_http_compartment(f->req, type, CT_HTTP_PERM_R);
+    int rc = CT_OK;
+    if (bound) {
+        char current[CT_FHIR_ID_MAX + 1];
+        ct_http_patient_of_current(f->st, type, id, current, sizeof current);
+        if (!ct_http_in_compartment(bound, current))
+            rc = CT_ENOTFOUND;
+    }
+    if (rc == CT_OK)
+        rc = ct_store_resource_get(f->st, type, id, version, &json, &r->version, &r->last_updated_ms, &deleted, &err);
+    if (rc == CT_OK && bound && version > 0 && !deleted) {
+        char was[CT_FHIR_ID_MAX + 1];
+        ct_http_patient_of_body(type, id, json, strlen(json), was, sizeof was);
+        if (!ct_http_in_compartment(bound, was)) {
+            free(json);
+            json = NULL;
+            r->version = r->last_updated_ms = 0;
+            rc = CT_ENOTFOUND;
+        }
+    }
     if (rc == CT_ENOTFOUND) {
         if (version > 0)
             return ct_http_result_fail(r, 404, CT_FHIR_IT_NOT_FOUND, NULL, "%s/%s has no version %lld", type, id,

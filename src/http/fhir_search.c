@@ -143,6 +143,39 @@ void ct_http_search_map(const ct_fhir_search *s, int64_t now_ms, ct_http_mapped_
     }
 }
 
+/* A token bound to a patient searches that patient's compartment only: one
+ * more clause, ANDed with the client's, the same one a client would send
+ * as patient=Patient/ID (or _id=ID on Patient). A type without a "patient"
+ * index (Provenance) then matches nothing, as compartment.c says. The
+ * clauses are copied into space of the caller's with room for it. */
+typedef struct compartment_query {
+    ct_store_search_clause clauses[CT_FHIR_SEARCH_MAX_CLAUSES + 1];
+    ct_store_search_value value;
+} compartment_query;
+
+static void restrict_to(ct_store_search_query *q, const char *type, const char *patient, compartment_query *cq)
+{
+    memcpy(cq->clauses, q->clauses, q->n_clauses * sizeof q->clauses[0]);
+    ct_store_search_clause *c = &cq->clauses[q->n_clauses];
+    memset(c, 0, sizeof *c);
+    memset(&cq->value, 0, sizeof cq->value);
+    c->missing = -1;
+    c->n_values = 1;
+    c->values = &cq->value;
+    if (strcmp(type, "Patient") == 0) {
+        c->field = CT_STORE_FIELD_ID;
+        cq->value.code = patient;
+    } else {
+        c->field = CT_STORE_FIELD_INDEX;
+        c->param = "patient";
+        c->kind = CT_STORE_INDEX_REFERENCE;
+        cq->value.ref_type = "Patient";
+        cq->value.ref_id = patient;
+    }
+    q->clauses = cq->clauses;
+    q->n_clauses++;
+}
+
 static int parse_query(ct_http_fhir *f, const char *type, const char *query, size_t len, ct_fhir_handling h,
                        ct_fhir_search **out, ct_http_result *r)
 {
@@ -183,6 +216,10 @@ int ct_http_search_count_matches(ct_http_fhir *f, const char *type, const char *
     m->q.count = 2;
     m->q.n_sort = 0;
     m->q.include_param = m->q.include_type = NULL;
+    compartment_query cq;
+    const char *bound = ct_http_compartment(f->req, type, CT_HTTP_PERM_S);
+    if (bound)
+        restrict_to(&m->q, type, bound, &cq);
     ct_store_search_result res;
     ct_error err = {0};
     int rc = ct_store_search(f->st, &m->q, &res, &err);
@@ -305,6 +342,10 @@ int ct_http_op_search(ct_http_fhir *f, const char *type, const char *query, size
         return ct_http_result_fail(r, 503, CT_FHIR_IT_TRANSIENT, NULL, "out of memory");
     }
     ct_http_search_map(s, now_ms(), m);
+    compartment_query cq;
+    const char *bound = ct_http_compartment(f->req, type, CT_HTTP_PERM_S);
+    if (bound)
+        restrict_to(&m->q, type, bound, &cq);
     ct_store_search_result res;
     ct_error err = {0};
     int rc = ct_store_search(f->st, &m->q, &res, &err);
@@ -357,8 +398,23 @@ int ct_http_op_search(ct_http_fhir *f, const char *type, const char *query, size
     first = 1;
     for (size_t i = 0; i < res.matches.n; i++)
         put_entry_resource(f, &b, &first, &res.matches.rows[i], "match");
-    for (size_t i = 0; i < res.included.n; i++)
-        put_entry_resource(f, &b, &first, &res.included.rows[i], "include");
+    for (size_t i = 0; i < res.included.n; i++) {
+        /* An included resource is read on the caller's behalf: its type
+         * needs the read permission, and a patient/ grant keeps it inside
+         * the compartment (a report of patient A may name any Observation
+         * as its result). */
+        const ct_store_row *row = &res.included.rows[i];
+        ct_http_grant g = ct_http_caller_grant(f->req, row->type, CT_HTTP_PERM_R);
+        if (g == CT_HTTP_GRANT_NONE)
+            continue;
+        if (g == CT_HTTP_GRANT_PATIENT) {
+            char owner[CT_FHIR_ID_MAX + 1];
+            ct_http_patient_of_current(f->st, row->type, row->id, owner, sizeof owner);
+            if (!ct_http_in_compartment(f->req->caller.patient, owner))
+                continue;
+        }
+        put_entry_resource(f, &b, &first, row, "include");
+    }
     if (s->n_issues > 0) {
         char *oo = ct_fhir_operation_outcome_dump(s->issues, s->n_issues);
         if (oo) {
@@ -392,7 +448,7 @@ int ct_http_op_search(ct_http_fhir *f, const char *type, const char *query, size
         ct_http_buf_free(&d);
     }
     char patient[CT_FHIR_ID_MAX + 1];
-    snprintf(patient, sizeof patient, "%s", search_patient(s));
+    snprintf(patient, sizeof patient, "%s", bound && bound[0] ? bound : search_patient(s));
     ct_store_search_result_free(&res);
     ct_fhir_search_free(s);
     if (take_bundle(f, &b, r) != 0)
@@ -449,12 +505,29 @@ int ct_http_op_history(ct_http_fhir *f, const char *type, const char *id, const 
                                        "_since must be an instant, e.g. 2026-01-01T00:00:00Z");
         since_ms = dt.start_ms < 0 ? 0 : dt.start_ms;
     }
+    /* A bound token sees the history of a resource of its patient, and
+     * only versions that were its patient's (compartment.c). */
+    const char *bound = ct_http_compartment(f->req, type, CT_HTTP_PERM_R);
+    if (bound) {
+        char current[CT_FHIR_ID_MAX + 1];
+        ct_http_patient_of_current(f->st, type, id, current, sizeof current);
+        if (!ct_http_in_compartment(bound, current))
+            return ct_http_result_fail(r, 404, CT_FHIR_IT_NOT_FOUND, NULL, "there is no %s with id %s", type, id);
+    }
     ct_store_rows rows;
     int64_t total = 0;
     ct_error err = {0};
     int rc = ct_store_resource_history(f->st, type, id, since_ms, offset, (int)count, &rows, &total, &err);
     if (rc == CT_ENOTFOUND)
         return ct_http_result_fail(r, 404, CT_FHIR_IT_NOT_FOUND, NULL, "there is no %s with id %s", type, id);
+    for (size_t i = 0; bound && rc == CT_OK && i < rows.n; i++) {
+        char was[CT_FHIR_ID_MAX + 1];
+        ct_http_patient_of_body(type, id, rows.rows[i].json, rows.rows[i].len, was, sizeof was);
+        if (!rows.rows[i].deleted && !ct_http_in_compartment(bound, was)) {
+            ct_store_rows_free(&rows);
+            return ct_http_result_fail(r, 404, CT_FHIR_IT_NOT_FOUND, NULL, "there is no %s with id %s", type, id);
+        }
+    }
     if (rc != 0) {
         ct_http_log(f->req->srv, CT_HTTP_LOG_ERROR, "request %s: history: %s", f->req->request_id, err.msg);
         return ct_http_result_fail(r, 500, CT_FHIR_IT_EXCEPTION, NULL,

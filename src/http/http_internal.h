@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "cardiotwin/fhir.h"
 #include "cardiotwin/http.h"
 
 /* ---- the server ----------------------------------------------------------- */
@@ -37,8 +38,6 @@ struct ct_http_server {
     int pool_lock_ready;
     struct ct_store **pool;           /* idle connections, one per worker at most */
     size_t pool_n, pool_cap;
-    unsigned char token_sha256[32];   /* CT_HTTP_AUTH_STATIC_TOKEN: the token's hash */
-    char token_subject[128];
     char *capability;                 /* the CapabilityStatement as served */
     size_t capability_len;
 };
@@ -58,24 +57,69 @@ enum {
 };
 
 /* ---- who is calling -------------------------------------------------------
- * Filled by the router's authorize step, the one place that will read bearer
- * tokens and sessions; handlers only ever read it. Until tokens exist the
- * caller is anonymous and every route that names a scope is refused. */
+ * Filled by the router's authorize step, the one place that reads bearer
+ * tokens (auth.c); handlers only ever read it. */
 typedef struct ct_http_caller {
     int authenticated;        /* 0: anonymous */
-    char subject[128];        /* user or client id; "-" when anonymous */
-    char role[32];            /* e.g. "clinician", "device", "auditor" */
-    char scopes[512];         /* granted scopes, space-separated (SMART on FHIR style) */
+    int64_t token_id;         /* the token's row (0 when anonymous) */
+    char subject[128];        /* the token's name; "-" when anonymous */
+    char role[32];            /* "device", "clinician", "auditor", "admin" */
+    char scopes[512];         /* granted scopes, space-separated (SMART v2) */
+    char patient[65];         /* the Patient id the token is bound to, "" if none */
 } ct_http_caller;
 
-/* Route scopes (SMART App Launch v2 style): "user/Observation.r" asks for
- * read permission on Observation. A granted "user/" or "system/" scope of
- * that type (or "*") whose permissions (c r u d s) include it satisfies it;
- * "patient/" scopes need a compartment check and do not, yet. */
-#define CT_HTTP_SCOPE_AUTHENTICATED "authenticated" /* any authenticated caller; the
-                                                      * handler checks finer scopes */
-/* 1 when the space-separated granted scopes include `required`. */
+/* ---- scopes (scopes.c: pure) ------------------------------------------------
+ * SMART App Launch v2 scopes, "context/Type.perms". The file's opening
+ * comment has the rules. */
+enum {
+    CT_HTTP_PERM_C = 1u << 0,
+    CT_HTTP_PERM_R = 1u << 1,
+    CT_HTTP_PERM_U = 1u << 2,
+    CT_HTTP_PERM_D = 1u << 3,
+    CT_HTTP_PERM_S = 1u << 4,
+    CT_HTTP_PERM_ALL = 31u,
+};
+typedef enum ct_http_scope_ctx {
+    CT_HTTP_CTX_PATIENT = 1,
+    CT_HTTP_CTX_USER,
+    CT_HTTP_CTX_SYSTEM
+} ct_http_scope_ctx;
+
+typedef struct ct_http_scope {
+    ct_http_scope_ctx ctx;
+    char type[CT_FHIR_TYPE_MAX + 1];   /* a resource type, or "*" */
+    unsigned perms;                    /* CT_HTTP_PERM_* bits, never 0 */
+    int has_query;                     /* a v2 "?param=value" restriction follows */
+} ct_http_scope;
+
+/* Parses one scope (n bytes at s). 0, or -1 when it is not a resource
+ * scope of SMART v1 or v2 syntax (openid, launch/patient, a bad letter). */
+int ct_http_scope_parse(const char *s, size_t n, ct_http_scope *out);
+/* CT_HTTP_PERM_* of 'c', 'r', 'u', 'd', 's'; 0 for anything else. */
+unsigned ct_http_perm_bit(char letter);
+
+typedef enum ct_http_grant {
+    CT_HTTP_GRANT_NONE = 0,    /* no scope covers it */
+    CT_HTTP_GRANT_PATIENT,     /* only within the bound patient's compartment */
+    CT_HTTP_GRANT_ALL          /* on any resource of the type */
+} ct_http_grant;
+/* What the space-separated granted scopes allow for `perms` (all of them)
+ * on resources of `type`. Scopes with a "?" filter grant nothing. */
+ct_http_grant ct_http_scopes_grant(const char *granted, const char *type, unsigned perms);
+/* 1 when granted covers `required` ("user/Observation.r") without a
+ * compartment restriction. */
 int ct_http_scope_grants(const char *granted, const char *required);
+/* The role's scopes (patient_bound: their patient/ form) into buf; -1 for
+ * an unknown role, a role that cannot be bound, or a buffer too small. */
+int ct_http_role_scopes(const char *role, int patient_bound, char *buf, size_t cap);
+/* "user/T.p or system/T.p (or patient/T.p ...)" for a 403's diagnostics. */
+void ct_http_scope_describe(const char *type, unsigned perm, char *buf, size_t cap);
+
+/* A route's scope: "Type.p", one resource type and one permission letter
+ * (any context may grant it), or CT_HTTP_SCOPE_AUTHENTICATED: any
+ * authenticated caller, the handler checking finer scopes itself (Bundles,
+ * entry by entry). */
+#define CT_HTTP_SCOPE_AUTHENTICATED "authenticated"
 
 typedef struct ct_http_req ct_http_req;
 typedef struct ct_http_route ct_http_route;
@@ -116,8 +160,9 @@ struct ct_http_req {
 };
 
 /* The same check authorize() makes, for work a handler discovers inside
- * one request (each entry of a Bundle). 1 when the caller holds scope. */
-int ct_http_authorize_scope(const ct_http_req *req, const char *scope);
+ * one request (each entry of a Bundle, the search inside a conditional
+ * create): what the caller's scopes grant for perms on type. */
+ct_http_grant ct_http_caller_grant(const ct_http_req *req, const char *type, unsigned perms);
 
 /* ---- request bodies (body.c) ---------------------------------------------- */
 /* Reads the whole body into *out (malloc'd, NUL-terminated, *len bytes),
@@ -138,13 +183,26 @@ void ct_http_pool_free(ct_http_server *srv);
 int ct_http_store_acquire(ct_http_req *req, struct ct_store **out, ct_error *err);
 void ct_http_store_release(ct_http_req *req);
 
-/* ---- credentials (auth.c) ------------------------------------------------- */
-/* Keeps the hash of opt->api_token. */
-int ct_http_auth_init(ct_http_server *srv, const ct_http_options *opt, ct_error *err);
-/* Reads the Authorization header into req->caller. Returns 1 when
- * credentials were presented and accepted, 0 when none were presented, -1
- * when they were presented and refused. */
-int ct_http_authenticate(ct_http_req *req);
+/* ---- credentials (auth.c, tokens.c) ------------------------------------------ */
+typedef enum ct_http_auth_result {
+    CT_HTTP_AUTH_OK = 1,           /* a valid token: req->caller is filled */
+    CT_HTTP_AUTH_NONE = 0,         /* no Authorization header */
+    CT_HTTP_AUTH_INVALID = -1,     /* presented and refused (why says why, for the 401) */
+    CT_HTTP_AUTH_UNAVAILABLE = -2  /* the token could not be checked (no database): 503 */
+} ct_http_auth_result;
+/* Reads the Authorization header, looks the token up by its SHA-256 and
+ * fills req->caller. Records the token's use at most once a minute. *why
+ * gets a sentence for the client (never the token). Takes the request's
+ * store (req->store) when a token is presented. */
+ct_http_auth_result ct_http_authenticate(ct_http_req *req, const char **why);
+/* Token text and hashing (tokens.c). */
+/* A new token into out (CT_HTTP_TOKEN_BUF bytes). CT_EIO when OpenSSL has
+ * no random bytes to give. */
+int ct_http_token_generate(char *out, size_t cap, ct_error *err);
+/* 1 when t (n bytes) has the shape of a token this server makes. */
+int ct_http_token_well_formed(const char *t, size_t n);
+/* SHA-256 of the n bytes of t. 0, or -1 (OpenSSL failed). */
+int ct_http_token_hash(const char *t, size_t n, unsigned char out[32]);
 /* The CapabilityStatement as served (fhir/CapabilityStatement.json with the
  * version filled in). */
 int ct_http_capability_init(ct_http_server *srv, ct_error *err);
@@ -191,6 +249,9 @@ extern const size_t ct_http_n_security_headers;
 
 /* ---- handlers ------------------------------------------------------------ */
 int ct_http_handle_healthz(ct_http_req *req);
+/* GET /.well-known/smart-configuration (and under /fhir): the SMART
+ * configuration document (smart_config.c). */
+int ct_http_handle_smart_configuration(ct_http_req *req);
 /* Whether errors on this path are FHIR OperationOutcomes (under /fhir). */
 int ct_http_is_fhir_path(const char *path);
 

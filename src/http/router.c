@@ -26,22 +26,30 @@
  * first route whose path and method match wins, so "_search" and "_history"
  * come before the "*" that would otherwise take them as ids. */
 #define GET_HEAD (CT_HTTP_GET | CT_HTTP_HEAD)
-#define FHIR_TYPE_ROUTES(T)                                                                          \
-    {GET_HEAD, "/fhir/" T, 0, "user/" T ".s", ct_http_handle_fhir_search},                           \
-    {CT_HTTP_POST, "/fhir/" T, 0, "user/" T ".c", ct_http_handle_fhir_create},                       \
-    {CT_HTTP_POST | GET_HEAD, "/fhir/" T "/_search", 0, "user/" T ".s", ct_http_handle_fhir_search}, \
-    {GET_HEAD, "/fhir/" T "/*", 0, "user/" T ".r", ct_http_handle_fhir_read},                        \
-    {CT_HTTP_PUT, "/fhir/" T "/*", 0, "user/" T ".u", ct_http_handle_fhir_update},                   \
-    {CT_HTTP_DELETE, "/fhir/" T "/*", 0, "user/" T ".d", ct_http_handle_fhir_delete},                \
-    {GET_HEAD, "/fhir/" T "/*/_history", 0, "user/" T ".r", ct_http_handle_fhir_history},            \
-    {GET_HEAD, "/fhir/" T "/*/_history/*", 0, "user/" T ".r", ct_http_handle_fhir_vread}
+#define FHIR_TYPE_ROUTES(T)                                                                  \
+    {GET_HEAD, "/fhir/" T, 0, T ".s", ct_http_handle_fhir_search},                           \
+    {CT_HTTP_POST, "/fhir/" T, 0, T ".c", ct_http_handle_fhir_create},                       \
+    {CT_HTTP_POST | GET_HEAD, "/fhir/" T "/_search", 0, T ".s", ct_http_handle_fhir_search}, \
+    {GET_HEAD, "/fhir/" T "/*", 0, T ".r", ct_http_handle_fhir_read},                        \
+    {CT_HTTP_PUT, "/fhir/" T "/*", 0, T ".u", ct_http_handle_fhir_update},                   \
+    {CT_HTTP_DELETE, "/fhir/" T "/*", 0, T ".d", ct_http_handle_fhir_delete},                \
+    {GET_HEAD, "/fhir/" T "/*/_history", 0, T ".r", ct_http_handle_fhir_history},            \
+    {GET_HEAD, "/fhir/" T "/*/_history/*", 0, T ".r", ct_http_handle_fhir_vread}
 
+/* A route's scope is "Type.p": the resource type and the one SMART
+ * permission it needs, which a patient/, user/ or system/ scope may grant
+ * (scopes.c). NULL: public, and the only public routes are these three. */
 static const ct_http_route routes[] = {
     {GET_HEAD, "/healthz", 0, NULL, ct_http_handle_healthz},
     {GET_HEAD, "/fhir/metadata", 0, NULL, ct_http_handle_metadata},
+    /* SMART App Launch 2.0: the document sits at the FHIR base URL +
+     * "/.well-known/smart-configuration"; the server root has it too, where
+     * tools that know only the origin look. */
+    {GET_HEAD, "/.well-known/smart-configuration", 0, NULL, ct_http_handle_smart_configuration},
+    {GET_HEAD, "/fhir/.well-known/smart-configuration", 0, NULL, ct_http_handle_smart_configuration},
     /* Bundles: each entry is checked against its own scope by the handler
-     * (ct_http_authorize_scope); "/fhir/" is where fhir-kit-client and
-     * others post them. */
+     * (ct_http_caller_grant); "/fhir/" is where fhir-kit-client and others
+     * post them. */
     {CT_HTTP_POST, "/fhir", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_fhir_bundle},
     {CT_HTTP_POST, "/fhir/", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_fhir_bundle},
     FHIR_TYPE_ROUTES("Patient"),
@@ -169,48 +177,69 @@ static void allow_header(unsigned bits, char *buf, size_t cap)
 }
 
 /* Who is calling, and may they use this route? The only place that reads
- * credentials (ct_http_authenticate: today one static bearer token, later
- * per-user tokens and dashboard sessions) and compares granted scopes with
- * route->scope. Returns 0 to go on, or the status it sent. A caller without
- * credentials is anonymous and a route that names a scope refuses them:
- * failing closed is the only safe default. Credentials on a public route
- * are read for the logs; bad ones there are ignored rather than refused. */
+ * credentials (ct_http_authenticate) and compares the caller's scopes with
+ * route->scope. Returns 0 to go on, or the status it sent. Public routes
+ * never read credentials: they touch no data, so there is nothing to
+ * decide and no reason to look a token up. A route that names a scope
+ * refuses a caller without a valid token (401: no token, or one that is
+ * unknown, revoked or expired) and a caller whose scopes do not grant it
+ * (403). A patient/ grant lets the request through to the handler, which
+ * keeps it inside the patient's compartment (compartment.c). */
 static int authorize(ct_http_req *req)
 {
     memset(&req->caller, 0, sizeof req->caller);
     snprintf(req->caller.subject, sizeof req->caller.subject, "-");
-    int auth = ct_http_authenticate(req);
-    if (auth < 0) {
+    if (!req->route->scope)
+        return 0;
+    const char *why = "";
+    ct_http_auth_result auth = ct_http_authenticate(req, &why);
+    if (auth != CT_HTTP_AUTH_OK) {
         memset(&req->caller, 0, sizeof req->caller);
         snprintf(req->caller.subject, sizeof req->caller.subject, "-");
     }
-    if (!req->route->scope)
-        return 0;
-    if (auth < 0) {
+    if (auth == CT_HTTP_AUTH_UNAVAILABLE)
+        return ct_http_send_error(req, 503, why);
+    if (auth == CT_HTTP_AUTH_INVALID) {
         ct_http_resp head = {.status = 401,
                              .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"invalid_token\""};
-        return ct_http_send_error_resp(req, &head,
-                                       "the access token was not accepted; send Authorization: Bearer "
-                                       "with the token the server was started with");
+        return ct_http_send_error_resp(req, &head, why);
     }
-    if (auth == 0) {
+    if (auth == CT_HTTP_AUTH_NONE) {
+        /* RFC 6750 3.1: no error code when no credentials were sent. */
         ct_http_resp head = {.status = 401, .www_authenticate = "Bearer realm=\"cardiotwin\""};
         return ct_http_send_error_resp(req, &head,
-                                       "this resource needs an access token: send Authorization: Bearer TOKEN");
+                                       "this resource needs an access token: send Authorization: Bearer TOKEN "
+                                       "(an administrator makes one with 'cardiotwin token create')");
     }
-    if (strcmp(req->route->scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0 ||
-        ct_http_scope_grants(req->caller.scopes, req->route->scope))
+    if (strcmp(req->route->scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0)
         return 0;
-    char msg[160];
-    snprintf(msg, sizeof msg, "the access token does not grant %s", req->route->scope);
+    const char *dot = strrchr(req->route->scope, '.');
+    char type[CT_FHIR_TYPE_MAX + 1] = "";
+    unsigned perm = dot ? ct_http_perm_bit(dot[1]) : 0;
+    if (dot && (size_t)(dot - req->route->scope) < sizeof type)
+        snprintf(type, sizeof type, "%.*s", (int)(dot - req->route->scope), req->route->scope);
+    if (perm && type[0] && ct_http_caller_grant(req, type, perm) != CT_HTTP_GRANT_NONE)
+        return 0;
+    char need[300], msg[1200];
+    ct_http_scope_describe(type, perm, need, sizeof need);
+    snprintf(msg, sizeof msg, "the access token '%s' (role %s) does not allow this: it needs %s; it holds %s%s%s",
+             req->caller.subject, req->caller.role, need, req->caller.scopes,
+             req->caller.patient[0] ? " for Patient/" : "", req->caller.patient);
     ct_http_resp head = {.status = 403,
                          .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"insufficient_scope\""};
     return ct_http_send_error_resp(req, &head, msg);
 }
 
-int ct_http_authorize_scope(const ct_http_req *req, const char *scope)
+ct_http_grant ct_http_caller_grant(const ct_http_req *req, const char *type, unsigned perms)
 {
-    return req->caller.authenticated && ct_http_scope_grants(req->caller.scopes, scope);
+    const ct_http_caller *c = &req->caller;
+    if (!c->authenticated)
+        return CT_HTTP_GRANT_NONE;
+    ct_http_grant g = ct_http_scopes_grant(c->scopes, type, perms);
+    /* A patient/ scope without a patient to bind it to grants nothing. */
+    if (g == CT_HTTP_GRANT_PATIENT && !c->patient[0])
+        return CT_HTTP_GRANT_NONE;
+    return g;
 }
 
 /* X-Request-Id as the client sent it when it is a plain token, otherwise

@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "http_internal.h"
 
 void ct_http_options_init(ct_http_options *opt)
@@ -189,7 +187,6 @@ static void build_extra_headers(ct_http_server *srv)
 static void free_server(ct_http_server *srv)
 {
     ct_http_pool_free(srv);
-    OPENSSL_cleanse(srv->token_sha256, sizeof srv->token_sha256);
     free(srv->capability);
     ct_http_tls_release(srv);
     if (srv->lib_initialized)
@@ -216,9 +213,7 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
         return ct_error_set(err, CT_ENOMEM, "cannot create a mutex");
     }
     srv->opt = *opt;
-    rc = ct_http_auth_init(srv, opt, err);
-    if (rc == 0)
-        rc = ct_http_capability_init(srv, err);
+    rc = ct_http_capability_init(srv, err);
     if (rc == 0)
         rc = ct_http_pool_init(srv, err);
     if (rc == 0)

@@ -1,7 +1,8 @@
 /* The FHIR API's request rules, each on its own: Content-Type (415),
  * Accept and _format (406), Prefer, If-Match ETags, HTTP dates, query
- * values, new ids, the /fhir path, SMART scopes and the token file. Every
- * refusal the server makes from a header is decided here. */
+ * values, new ids, the /fhir path and SMART scopes (tests/http/test_scopes.c
+ * has the rest of them). Every refusal the server makes from a header is
+ * decided here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,7 +192,7 @@ static void test_scopes(void **state)
     assert_false(ct_http_scope_grants("user/Observation.rs", "user/Observation.c"));
     assert_false(ct_http_scope_grants("user/Patient.cruds", "user/Observation.r"));
     assert_true(ct_http_scope_grants("openid user/Patient.r user/Observation.cu", "user/Observation.u"));
-    /* patient/ needs a compartment check that does not exist yet. */
+    /* patient/ grants only inside one compartment, never what a user/ scope asks. */
     assert_false(ct_http_scope_grants("patient/*.cruds", "user/Observation.r"));
     /* SMART v1 names. */
     assert_true(ct_http_scope_grants("user/*.read", "user/Patient.s"));
@@ -209,67 +210,12 @@ static void test_scopes(void **state)
     assert_false(ct_http_scope_grants("user/Obs.r", "user/Observation.r"));
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
-static void test_token_file(void **state)
-{
-    (void)state;
-    char dir[] = "/tmp/ct-token-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128], buf[CT_HTTP_TOKEN_MAX_LEN + 1];
-    ct_error err = {0};
-    snprintf(path, sizeof path, "%s/t", dir);
-    const char *good = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFy+/_~.-==";
-    char with_nl[128];
-    snprintf(with_nl, sizeof with_nl, "%s\n", good);
-    write_file(path, with_nl, 0600);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), 0);
-    assert_string_equal(buf, good);
-
-    write_file(path, with_nl, 0640);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_EINVAL);
-    assert_non_null(strstr(err.msg, "chmod 600"));
-    assert_null(strstr(err.msg, good));
-
-    write_file(path, "short\n", 0600);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_EINVAL);
-    assert_non_null(strstr(err.msg, "fewer than 32"));
-
-    write_file(path, "abcdefghijabcdefghijabcdefghij12 with a space", 0600);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_EINVAL);
-    assert_null(strstr(err.msg, "abcdefghij"));
-
-    write_file(path, "abcdefghijabcdefghijabcdefghij12\nsecond line\n", 0600);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_EINVAL);
-
-    char big[CT_HTTP_TOKEN_MAX_LEN + 20];
-    memset(big, 'a', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    write_file(path, big, 0600);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_ELIMIT);
-
-    assert_int_equal(ct_http_token_read_file(dir, buf, sizeof buf, &err), CT_EINVAL);
-    snprintf(path, sizeof path, "%s/missing", dir);
-    assert_int_equal(ct_http_token_read_file(path, buf, sizeof buf, &err), CT_EIO);
-    snprintf(path, sizeof path, "%s/t", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_type), cmocka_unit_test(test_accept),  cmocka_unit_test(test_format),
         cmocka_unit_test(test_prefer),       cmocka_unit_test(test_etag),    cmocka_unit_test(test_date_and_id),
         cmocka_unit_test(test_query_get),    cmocka_unit_test(test_path),    cmocka_unit_test(test_scopes),
-        cmocka_unit_test(test_token_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The FHIR R4 API end to end: the real `cardiotwin serve` on a port the
 # system picks, a real SQLite file, TLS verified against the generated
-# certificate, driven by curl. Every status the API promises (200, 201,
-# 400, 401, 403-less single token, 404, 405, 406, 410, 412, 413 by
-# Content-Length and chunked, 415, 422) with an OperationOutcome that says
+# certificate, driven by curl with an admin token made by `cardiotwin token
+# create` (who may do what is tests/integration/test_access.sh). Every
+# status the API promises (200, 201, 400, 401, 404, 405, 406, 410, 412, 413
+# by Content-Length and chunked, 415, 422) with an OperationOutcome that says
 # what to fix, and after every refused request a look into the database to
 # see that nothing of it was stored. Then search (every date prefix, tokens
 # in both MDC systems, references, paging, _sort, _include, POST _search,
@@ -16,10 +17,6 @@ state="$ct_tmp/state"
 mkdir -p "$state"
 db="$state/ct.db"
 cert="$state/cardiotwin-cert.pem"
-tokfile="$ct_tmp/token"
-openssl rand -base64 33 | tr -d '\n' >"$tokfile"
-chmod 600 "$tokfile"
-token=$(cat "$tokfile")
 max_body=2000000
 
 server_pid=""
@@ -31,22 +28,17 @@ stop_server_on_exit() {
 }
 ct_cleanup_hooks+=("stop_server_on_exit")
 
-# ---- start-up refusals ------------------------------------------------------------
-chmod 644 "$tokfile"
-run "$CT_BIN" --db "$db" serve --port 0 --api-token-file "$tokfile"
-expect_eq "a token file others can read is refused" 1 "$rc"
-expect_match "... and the message says chmod 600" 'chmod 600' "$err"
-if printf '%s' "$err" | grep -qF -- "$token"; then fail "the refusal quotes the token"; else ok "the refusal does not quote the token"; fi
-chmod 600 "$tokfile"
-printf 'short' >"$ct_tmp/short"
-chmod 600 "$ct_tmp/short"
-run "$CT_BIN" --db "$db" serve --port 0 --api-token-file "$ct_tmp/short"
-expect_eq "a short token is refused" 1 "$rc"
-expect_match "... saying how long it must be" 'fewer than 32' "$err"
+# ---- the tokens, and start-up refusals ----------------------------------------------------
+run "$CT_BIN" --db "$db" token create --role admin --name api-client
+expect_eq "an admin token is made: 0" 0 "$rc"
+token=$out
+run "$CT_BIN" --db "$db" token create --role clinician --name api-reader
+expect_eq "a clinician token is made: 0" 0 "$rc"
+reader_token=$out
 run "$CT_BIN" --db "$db" serve --max-body-bytes 0
 expect_eq "--max-body-bytes 0 is a usage error" 2 "$rc"
 
-"$CT_BIN" --db "$db" serve --port 0 --api-token-file "$tokfile" --max-body-bytes "$max_body" \
+"$CT_BIN" --db "$db" serve --port 0 --max-body-bytes "$max_body" \
   >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
 server_pid=$!
 port=""
@@ -109,7 +101,7 @@ expect_eq "GET /fhir/metadata without a token: 200" 200 "$code"
 expect_eq "CapabilityStatement fhirVersion" 4.0.1 "$(jget "b['fhirVersion']")"
 expect_eq "CapabilityStatement software.version is the running version" "$version" "$(jget "b['software']['version']")"
 expect_eq "CapabilityStatement says update creates" True "$(jget "all(r['updateCreate'] for r in b['rest'][0]['resource'])")"
-expect_match "CapabilityStatement describes the security honestly" 'static bearer token' "$(jget "b['rest'][0]['security']['description']")"
+expect_match "CapabilityStatement describes the security honestly" 'cardiotwin token create' "$(jget "b['rest'][0]['security']['description']")"
 code=$(curl -sS --cacert "$cert" -o "$ct_tmp/body" -w '%{http_code}' "$base/metadata?_format=xml")
 expect_eq "metadata with _format=xml: 406" 406 "$code"
 expect_eq "... with an OperationOutcome" OperationOutcome "$(jget "b['resourceType']")"
@@ -396,7 +388,7 @@ expect_eq "... and one audit entry each" $((audit_before + 80)) "$(audits)"
 expect_eq "... in one unbroken chain" "" "$(sqlite3 "$db" "SELECT a.seq FROM audit_log a JOIN audit_log b ON b.seq = a.seq + 1 WHERE b.prev_hash <> a.hash LIMIT 1")"
 
 # ---- the audit log ------------------------------------------------------------------------------------
-expect_eq "audit: the read of the patient is recorded with the caller" "read|api-token|system|$pid" \
+expect_eq "audit: the read of the patient is recorded with the caller" "read|api-client|admin|$pid" \
   "$(sqlite3 "$db" "SELECT action||'|'||actor||'|'||actor_role||'|'||patient FROM audit_log WHERE action='read' AND resource_id='$pid' LIMIT 1")"
 expect_eq "audit: searches are recorded with their query" 1 \
   "$(sqlite3 "$db" "SELECT count(*) > 0 FROM audit_log WHERE action='search' AND detail LIKE '%\"query\":\"patient=$pid&status=preliminary%'")"
@@ -411,7 +403,7 @@ if [ ! -d "$CT_SOURCE_DIR/node_modules/fhir-kit-client" ] || [ ! -d "$CT_SOURCE_
 else
   run env NODE_PATH="$CT_SOURCE_DIR/node_modules" NODE_EXTRA_CA_CERTS="$cert" CT_FHIR_BASE="$base" CT_FHIR_TOKEN="$token" \
     CT_EKG="$CT_SOURCE_DIR/fhir/examples/observation-example-sample-data.json" \
-    node "$CT_SOURCE_DIR/tests/integration/fhir/api.mjs"
+    CT_FHIR_READER_TOKEN="$reader_token" node "$CT_SOURCE_DIR/tests/integration/fhir/api.mjs"
   printf '%s\n' "$out" | sed 's/^/  node: /'
   [ -n "$err" ] && printf '%s\n' "$err" | sed 's/^/  node stderr: /'
   expect_eq "node: fhir-kit-client and the FHIR R4 schema agree with the server" 0 "$rc"
@@ -428,7 +420,7 @@ server_pid=""
 expect_eq "the server exits 0 on SIGTERM (under Asan: no leak, no sanitizer report)" 0 "$stop_rc"
 expect_eq "no sanitizer report in the server's output" "" \
   "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$ct_tmp/srv.err" | head -n 3)"
-if grep -qF -- "$token" "$ct_tmp/srv.err" "$ct_tmp/srv.out"; then fail "the token appears in the server's output"; else ok "the token appears nowhere in the server's output"; fi
-expect_match "the access log names the caller" '127\.0\.0\.1 api-token "POST /fhir/Patient" 201' "$(cat "$ct_tmp/srv.err")"
+if grep -qF -e "$token" -e "$reader_token" "$ct_tmp/srv.err" "$ct_tmp/srv.out"; then fail "a token appears in the server's output"; else ok "the tokens appear nowhere in the server's output"; fi
+expect_match "the access log names the caller" '127\.0\.0\.1 api-client "POST /fhir/Patient" 201' "$(cat "$ct_tmp/srv.err")"
 
 finish

