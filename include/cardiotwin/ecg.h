@@ -31,6 +31,8 @@ typedef struct ct_ecg_config {
     int n_leads;                            /* 1..CT_ECG_MAX_LEADS */
     double gain_adu_per_mv[CT_ECG_MAX_LEADS]; /* ADC units per mV, per lead (> 0) */
     int baseline_adu[CT_ECG_MAX_LEADS];     /* ADC value of 0 mV, per lead */
+    int keep_artifacts;   /* 1: also deliver detections judged artefacts (is_artifact
+                             set), e.g. to retrain the classifier; 0: drop them */
 } ct_ecg_config;
 
 /* AAMI EC57 beat classes, written with MIT mnemonics. */
@@ -56,6 +58,8 @@ typedef struct ct_ecg_beat {
     float hr_bpm;            /* averaged heart rate (last 8 normal intervals), 0 if unknown */
     int template_id;         /* morphology cluster the beat joined (0..), -1 if none */
     const float *features;   /* CT_ECG_N_FEATURES values, valid during the callback only */
+    int is_artifact;         /* only with keep_artifacts: the classifier judged this
+                                detection an artefact, not a beat */
 } ct_ecg_beat;
 
 /* Rhythm and quality events: an episode opens (onset) and later closes. */

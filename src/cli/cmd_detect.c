@@ -37,7 +37,9 @@ static void usage(FILE *out)
             "                              \"(N\", \"(AFIB\", \"(VT\", ...), signal quality\n"
             "                              ('~') and notes for pauses and V runs\n"
             "                    features  'sample,symbol,confidence,f0..f19': the\n"
-            "                              beat features (docs/detector.md) on stdout\n"
+            "                              beat features (docs/detector.md) on stdout,\n"
+            "                              detections dropped as artefacts included\n"
+            "                              (symbol '|')\n"
             "  --out DIR         folder for --format wfdb (default: the current folder)\n"
             "  -h, --help        print this help\n"
             "\n"
@@ -51,8 +53,8 @@ typedef struct features_out {
 static void print_feature_beat(void *ctx, const ct_ecg_beat *b)
 {
     features_out *fo = ctx;
-    fprintf(fo->f, "%lld,%s,%.3f", (long long)b->sample, ct_ecg_beat_class_mnemonic(b->cls),
-            (double)b->confidence);
+    fprintf(fo->f, "%lld,%s,%.3f", (long long)b->sample,
+            b->is_artifact ? "|" : ct_ecg_beat_class_mnemonic(b->cls), (double)b->confidence);
     for (int i = 0; i < CT_ECG_N_FEATURES; i++)
         fprintf(fo->f, ",%.6g", b->features ? (double)b->features[i] : 0.0);
     fputc('\n', fo->f);
@@ -171,7 +173,7 @@ int ct_cmd_detect(const ct_cli *cli, int argc, char **argv)
             printf(",f%d", i);
         printf("\n");
         ct_ecg_sink sink = {print_feature_beat, NULL, &fo};
-        rc = ct_twin_run_record(hdr, &sig, lead, &sink, &err);
+        rc = ct_twin_run_record(hdr, &sig, lead, &sink, CT_TWIN_KEEP_ARTIFACTS, &err);
         ct_wfdb_signals_free(&sig);
         free(hdr);
         if (rc)

@@ -14,9 +14,12 @@
  * for V against the rest, trained on the 28 development records of MIT-BIH
  * (scripts/train_beat_model.py writes beat_model.c); a linear model over
  * relative features is what carries from patient to patient (estimated by
- * leave-one-record-out, docs/detector.md). S is a rule on prematurity and
- * morphology. F and Q are not predicted: fusion beats fall to N or V, which
- * EC57 scores as it does.
+ * leave-one-record-out, docs/detector.md). A second logistic model over
+ * the same features judges whether the detection is a beat at all: what it
+ * scores as an artefact (noise that passed the QRS detector: no template,
+ * high-frequency content, a noisy context) is not reported. S is a rule on
+ * prematurity and morphology. F and Q are not predicted: fusion beats fall
+ * to N or V, which EC57 scores as it does.
  *
  * Cost: one correlation per template and lead per beat (5 shifts x 41
  * points), nothing per sample. Everything uses data up to the moment the
@@ -458,8 +461,8 @@ static void elect_dominant(ct_classify *c)
         c->dominant = best;
 }
 
-void ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct_ecg_beat *out,
-                      float *feat)
+int ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct_ecg_beat *out,
+                     float *feat)
 {
     float g[CT_CLS_MAX_LEADS][CT_CLS_NPTS];
     float lw[CT_CLS_MAX_LEADS];
@@ -617,13 +620,20 @@ void ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct
     }
     out->template_id = T->id;
     out->rr_ms = rr_ms;
+    /* An artefact leaves the interval histories alone. */
+    if (D && ct_linear_model_score(&ct_beat_model_artifact, feat) >= 0.0f)
+        return 0;
 
     /* Interval histories. */
     if (rr_ms > 0.0f && rr_ms < 3000.0f) {
         ct_hist_push(c->rr_hist, rr_ms);
         if (c->n_rr < CT_HIST)
             c->n_rr++;
-        if (out->cls == CT_BEAT_N && c->last_cls == CT_BEAT_N) {
+        /* "Normal" intervals join two beats of the dominant morphology: a
+         * matter of templates, not of the trained model, so that the
+         * features the model is trained on do not depend on it. */
+        int dom = feat[F_IS_DOM] > 0.5f;
+        if (dom && c->last_dom) {
             ct_hist_push(c->nrr_hist, rr_ms);
             if (c->n_nrr < CT_HIST)
                 c->n_nrr++;
@@ -635,5 +645,7 @@ void ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct
     c->last_rr_ms = rr_ms;
     c->last_fid = qb->sample;
     c->last_cls = out->cls;
+    c->last_dom = feat[F_IS_DOM] > 0.5f;
     c->n_beats++;
+    return 1;
 }

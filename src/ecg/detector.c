@@ -51,6 +51,13 @@ int ct_ecg_detector_new(const ct_ecg_config *cfg, const ct_ecg_sink *sink,
             return ct_error_set(err, CT_EINVAL,
                                 "ecg detector: lead %d gain %g ADC units/mV is not a positive number",
                                 l, cfg->gain_adu_per_mv[l]);
+    /* Samples are 16-bit; a baseline outside twice that range is a mistake,
+     * and bounding it keeps every filter sum far from overflow. */
+    for (int l = 0; l < cfg->n_leads; l++)
+        if (cfg->baseline_adu[l] < -65536 || cfg->baseline_adu[l] > 65536)
+            return ct_error_set(err, CT_EINVAL,
+                                "ecg detector: lead %d baseline %d ADC units is outside -65536..65536",
+                                l, cfg->baseline_adu[l]);
 
     ct_ecg_detector *d = calloc(1, sizeof *d);
     if (!d)
@@ -105,7 +112,18 @@ static void on_qrs_beat(ct_ecg_detector *d, const ct_qrs_beat *qb)
     ct_ecg_beat b;
     memset(&b, 0, sizeof b);
     float feat[CT_ECG_N_FEATURES];
-    ct_classify_beat(&d->cls, &d->qrs, qb, &b, feat);
+    if (!ct_classify_beat(&d->cls, &d->qrs, qb, &b, feat)) {
+        /* An artefact, not a beat: no rhythm sees it. */
+        if (!d->cfg.keep_artifacts)
+            return;
+        b.is_artifact = 1;
+        b.sample = qb->sample;
+        b.reported_at = d->qrs.n;
+        b.features = feat;
+        if (d->sink.on_beat)
+            d->sink.on_beat(d->sink.ctx, &b);
+        return;
+    }
     b.sample = qb->sample;
     b.reported_at = d->qrs.n;
     b.features = feat;
@@ -131,9 +149,11 @@ int ct_ecg_detector_push(ct_ecg_detector *d, const int16_t *const *leads, size_t
         for (int l = 0; l < nl; l++)
             in[l] = leads[l] ? leads[l] + i : NULL;
         ct_qrs_filter(&d->qrs, in, base, nb);
-        for (size_t j = 0; j < nb; j++) {
+        for (size_t j = 0; j < nb;) {
             ct_qrs_beat qb;
-            if (ct_qrs_step(&d->qrs, present, &qb))
+            int got = 0;
+            j += ct_qrs_steps(&d->qrs, present, nb - j, d->rhythm.next_check, &qb, &got);
+            if (got)
                 on_qrs_beat(d, &qb);
             if (d->qrs.quality_changed) {
                 d->qrs.quality_changed = 0;

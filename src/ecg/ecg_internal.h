@@ -52,7 +52,7 @@ typedef struct ct_qrs_lead {
     int64_t learn_n;
     /* Flat-line detection on blocks of ~250 ms. */
     int32_t blk_min, blk_max;
-    int blk_count;
+    float blk_mwi;
     int flat_blocks;
     int noisy;        /* last reported noise state */
     int reported_state; /* last quality state reported for this lead (-1: none) */
@@ -82,6 +82,7 @@ typedef struct ct_qrs {
     int twave;          /* T-wave zone end */
     int learn;          /* learning samples */
     int blk_len;        /* flat-line check block, samples */
+    int blk_count;
     int max_latency;    /* samples */
     int64_t n;          /* samples decided on */
     int64_t nf;         /* samples filtered (ahead of n by at most a block) */
@@ -116,6 +117,11 @@ void ct_qrs_filter(ct_qrs *q, const int16_t *const *in, const int32_t *base, siz
 /* Decides on the next filtered frame; present[l] is 0 for an absent lead.
  * Returns 1 and fills *beat when a beat is decided. */
 int ct_qrs_step(ct_qrs *q, const uint8_t *present, ct_qrs_beat *beat);
+/* ct_qrs_step over up to nb frames, stopping after a frame that decided a
+ * beat (*got = 1), changed a lead's quality, or reached sample stop_at.
+ * Returns the frames consumed. */
+size_t ct_qrs_steps(ct_qrs *q, const uint8_t *present, size_t nb, int64_t stop_at,
+                    ct_qrs_beat *beat, int *got);
 
 /* ---- classification (classify.c) ---------------------------------------- */
 /* Beats are compared on a fixed 250 Hz grid from -100 ms to +160 ms around
@@ -158,6 +164,7 @@ typedef struct ct_classify {
     float nrr_hist[CT_HIST]; /* recent RR intervals ending in a normal beat, ms */
     int n_nrr;
     int last_cls;
+    int last_dom;       /* the last beat joined the dominant template */
     /* Scratch: prefix sums of the raw samples around the current beat. */
     int64_t span_start;
     int span_len;
@@ -168,8 +175,10 @@ typedef struct ct_classify {
 size_t ct_classify_bytes(double fs_hz, int n_leads);
 void ct_classify_init(ct_classify *c, double fs_hz, int n_leads, const double *gain_adu_per_mv,
                       void *mem);
-/* Fills out->cls, confidence, rr_ms, hr_bpm, template_id and feat. */
-void ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct_ecg_beat *out,
+/* Fills out->cls, confidence, rr_ms, hr_bpm, template_id and feat.
+ * Returns 1 for a beat, 0 for a detection judged an artefact (not to be
+ * reported; the intervals then run from the last real beat). */
+int ct_classify_beat(ct_classify *c, const ct_qrs *q, const ct_qrs_beat *qb, ct_ecg_beat *out,
                       float *feat);
 
 /* The trained model (beat_model.c, written by scripts/train_beat_model.py):
@@ -180,6 +189,7 @@ typedef struct ct_linear_model {
 } ct_linear_model;
 
 extern const ct_linear_model ct_beat_model_v;
+extern const ct_linear_model ct_beat_model_artifact;
 float ct_linear_model_score(const ct_linear_model *m, const float *feat);
 
 /* ---- rhythm (rhythm.c) ------------------------------------------------------ */

@@ -4,17 +4,19 @@
  * integer filters (Pan & Tompkins 1985; Hamilton & Tompkins 1986), the
  * features of all leads are normalised by each lead's own QRS level and
  * summed with weights that measure each lead's quality, and one set of
- * adaptive thresholds (Hamilton's noise/QRS medians) decides on the fused
- * feature. A lead that goes flat, off or noisy loses its weight, so it can
- * neither hide nor invent beats; two good leads add their evidence.
+ * adaptive thresholds decides on the fused feature. A lead that goes flat,
+ * off, dead or noisy loses its weight, so it can neither hide nor invent
+ * beats; two good leads add their evidence, and when they disagree about a
+ * candidate each votes with what it sees.
  *
  * Per lead, at any sampling rate (every length below is round(fs * time)):
  *   low-pass   two boxcars of 25 ms (zeros at 40 Hz and its multiples),
- *   high-pass  subtract a 95 ms boxcar (about 5 Hz), delay-compensated,
+ *   high-pass  subtract a centred 95 ms boxcar (about 5 Hz),
  *   derivative over 8 ms, absolute value,
  *   moving-window integral over 80 ms  -> mwi (the lead's feature).
  * All boxcars are running sums on power-of-two rings: O(1) per sample, no
- * multiplication in the integer part, exact (no drift).
+ * multiplication in the integer part, exact (no drift). The filters run by
+ * blocks of frames ahead of the decisions (they depend on the input only).
  *
  * Fused feature F = sum_l w_l * mwi_l / level_l / sum_l w_l, where level_l is
  * the median of the lead's last 8 QRS peaks and w_l in [0,1] falls as the
@@ -22,17 +24,22 @@
  *
  * Decision on F (Hamilton & Tompkins 1986, made causal):
  *   - a candidate is the largest local maximum of F; it is decided WAIT
- *     (130 ms) after it unless a larger one arrives first;
- *   - threshold = noise + 0.3125 * (qrs - noise), medians of the last 8
- *     noise peaks and QRS peaks;
- *   - refractory period 200 ms; between 200 and 360 ms a candidate whose
- *     maximal slope is under half that of the QRS is a T wave
- *     (Pan & Tompkins);
+ *     (130 ms) after it unless a larger one arrives first, or later while F
+ *     still climbs, never later than the latency bound allows;
+ *   - threshold = noise + f * (qrs - noise), medians of the last 8 noise and
+ *     QRS peaks; Hamilton's f = 0.3125 becomes f = 0.2 + 2 noise/qrs, at
+ *     most 0.35: a clean signal can afford to hear small beats (aberrant,
+ *     low-slope premature beats), a noisy one cannot;
+ *   - refractory period 200 ms; between 200 and 360 ms a candidate under 0.7
+ *     of the QRS level whose maximal slope is under half that of the QRS is
+ *     a T wave (Pan & Tompkins);
  *   - a candidate whose derivative swings one way only is a baseline shift
  *     (Hamilton's BLSCheck);
  *   - instead of a search-back (which would report beats long after they
- *     happened) the threshold is lowered along the expected RR interval:
- *     full until 0.7 RR, 0.8 at 1.0 RR, half from 1.5 RR on.
+ *     happened) the threshold follows the expected RR interval: up to 2.2x
+ *     for very early candidates when the signal is noisy, full until 0.7 RR,
+ *     0.8 at 1.0 RR, half from 1.5 RR on;
+ *   - when the leads disagree, each votes (leads_agree).
  * The fiducial point is the extremum of the band-passed signal of the lead
  * that contributes most to the peak, searched +-70 ms around the feature's
  * centre and never earlier than CT_ECG_MAX_LATENCY_MS before the decision,
@@ -45,45 +52,38 @@
  *     detection rules using the MIT/BIH arrhythmia database",
  *     IEEE Trans. Biomed. Eng. 33(12):1157-1165, 1986.
  *   P. S. Hamilton, "Open source ECG analysis", Computers in Cardiology
- *     29:101-104, 2002. */
+ *     29:101-104, 2002.
+ *   G. B. Moody, R. G. Mark, "Development and evaluation of a 2-lead ECG
+ *     analysis program", Computers in Cardiology 9:39-44, 1982 (two-lead
+ *     detection and its evaluation on the MIT-BIH database). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef CT_QRS_DEBUG
-#include <stdio.h>
-static double dbg_param(const char *name, double def)
-{
-    const char *v = getenv(name);
-    return v ? atof(v) : def;
-}
-#define DBGP(name, def) ((float)dbg_param(name, def))
-#else
-#define DBGP(name, def) (def)
-#endif
 
 #include "ecg_internal.h"
 
-/* Parameters (seconds unless said otherwise). */
-#define P_LP_S DBGP("P_LP_S", 0.025)
-#define P_HP_S DBGP("P_HP_S", 0.095)
-#define P_DER_S 0.008
-#define P_MWI_S DBGP("P_MWI_S", 0.080)
-#define P_WAIT_S DBGP("P_WAIT_S", 0.130)
+/* Parameters (seconds unless said otherwise; docs/detector.md). */
+#define P_LP_S 0.025          /* each of the two low-pass boxcars */
+#define P_HP_S 0.095          /* high-pass boxcar */
+#define P_DER_S 0.008         /* derivative span */
+#define P_MWI_S 0.080         /* moving-window integral */
+#define P_WAIT_S 0.130        /* decision wait after a candidate */
 #define P_REFRACTORY_S 0.200
-#define P_TWAVE_S 0.360
-#define P_RING_S 2.5
-#define P_TH DBGP("P_TH", 0.3125f)
-#define P_FID_HALF_S 0.070
-#define P_VOTE_TH DBGP("P_VOTE_TH", 0.4f)
-#define P_SILENT DBGP("P_SILENT", 0.25f)
-#define P_PLAUS DBGP("P_PLAUS", 5.0f)
-#define P_TW_LEVEL DBGP("P_TW_LEVEL", 0.7f)
-#define P_TH0 DBGP("P_TH0", 0.3125f)
-#define P_THK DBGP("P_THK", 0.0f)
-#define P_EARLY_R0 DBGP("P_EARLY_R0", 0.0f)
-#define P_EARLY_R1 DBGP("P_EARLY_R1", 1e-6f)
-#define P_EARLY_X DBGP("P_EARLY_X", 0.6f)
-#define P_EARLY_K DBGP("P_EARLY_K", 0.8f)
+#define P_TWAVE_S 0.360       /* T-wave zone end */
+#define P_TW_LEVEL 0.7f       /* a T wave stays under this share of the QRS level */
+#define P_RING_S 2.5          /* history kept per lead */
+#define P_FID_HALF_S 0.070    /* fiducial search, each side of the feature centre */
+#define P_TH0 0.2f            /* threshold fraction on a clean signal ... */
+#define P_THK 2.0f            /* ... rising with noise/QRS ... */
+#define P_TH 0.35f            /* ... up to this */
+#define P_EARLY_X 0.6f        /* before this share of RR, early candidates ... */
+#define P_EARLY_K 1.2f        /* ... pay up to this much more threshold, */
+#define P_EARLY_R0 0.03f      /* from no extra at noise/QRS 0.03 */
+#define P_EARLY_R1 0.07f      /* to the full extra at 0.10 */
+#define P_VOTE_TH 0.4f        /* a lead sees a QRS at this share of its level */
+#define P_SILENT 0.25f        /* a lead is silent under this share */
+#define P_PLAUS 5.0f          /* far beyond its level, a lead's "yes" fades */
+#define P_DEAD 0.03f          /* a lead this quiet while another sees beats is dead */
 
 static int iround(double v)
 {
@@ -197,20 +197,6 @@ static void prefill(ct_qrs *q, ct_qrs_lead *L, int32_t v)
     L->hold = v;
 }
 
-static void lead_set_state(ct_qrs *q, ct_qrs_lead *L, int state)
-{
-    if (L->state == state)
-        return;
-    L->state = state;
-    L->state_since = q->n;
-    q->quality_changed = 1;
-    if (state == LEAD_SETTLING) {
-        L->learn_max = 0.0f;
-        L->learn_sum = 0.0;
-        L->learn_n = 0;
-    }
-}
-
 /* Weight of a lead from how its between-beat activity compares with its QRS. */
 static float quality_weight(float noise, float level)
 {
@@ -241,6 +227,23 @@ static void update_weights(ct_qrs *q)
         float w = sum > 0.05f ? L->weight / sum : 1.0f / (float)n_on;
         L->w_norm = w / L->level;
     }
+}
+
+static void lead_set_state(ct_qrs *q, ct_qrs_lead *L, int state)
+{
+    if (L->state == state)
+        return;
+    L->state = state;
+    L->state_since = q->n;
+    q->quality_changed = 1;
+    if (state == LEAD_SETTLING) {
+        L->learn_max = 0.0f;
+        L->learn_sum = 0.0;
+        L->learn_n = 0;
+    }
+    /* The others take over (or share again) at once. */
+    if (q->learned)
+        update_weights(q);
 }
 
 /* A lead's learning window ended: set its levels from what it showed. */
@@ -361,9 +364,6 @@ static int leads_agree(const ct_qrs *q, int64_t t)
             a = q->last_beat_t + iround(q->fs_hz * 0.25);
         int64_t b = t - iround(q->fs_hz * 0.15);
         float pre = b > a ? max_mwi(q, L, a, b) / L->level : L->noise / L->level;
-#ifdef CT_QRS_DEBUG
-        if (getenv("QDBG")) fprintf(stderr, "  lead %d e=%.3f pre=%.3f w=%.3f lvl=%.4f nz=%.4f\n", l, e, pre, L->weight, L->level, L->noise);
-#endif
         if (e >= P_VOTE_TH) {
             float clear = clampf((e - pre) / e, 0.0f, 1.0f);
             float plaus = clampf((P_PLAUS - e) / (0.5f * P_PLAUS), 0.2f, 1.0f);
@@ -380,9 +380,6 @@ static int leads_agree(const ct_qrs *q, int64_t t)
             n_no++;
         }
     }
-#ifdef CT_QRS_DEBUG
-    if (getenv("QDBG")) fprintf(stderr, "  vote t=%ld yes=%.3f no=%.3f\n", (long)t, yes, no);
-#endif
     if (n_yes == 0 || n_no == 0)
         return 1;
     return yes >= no;
@@ -505,9 +502,6 @@ static int decide(ct_qrs *q, float v, int64_t t, ct_qrs_beat *beat)
     float frac = clampf(P_TH0 + P_THK * rho, P_TH0, P_TH);
     float th = q->noise_level + frac * (q->qrs_level - q->noise_level);
     float thm = th * threshold_profile(q, dt, rho);
-#ifdef CT_QRS_DEBUG
-    if (getenv("QDBG")) fprintf(stderr, "cand t=%ld v=%.3f th=%.3f thm=%.3f q=%.3f nz=%.3f dt=%ld w0=%.3f w1=%.3f\n", (long)t, v, th, thm, q->qrs_level, q->noise_level, (long)(dt > 99999 ? -1 : dt), q->lead[0].weight, q->n_leads > 1 ? q->lead[1].weight : 0);
-#endif
     if (v < thm) {
         ct_hist_push(q->noise_hist, v);
         q->noise_level = ct_median8(q->noise_hist, CT_HIST);
@@ -549,26 +543,44 @@ static int decide(ct_qrs *q, float v, int64_t t, ct_qrs_beat *beat)
     return 1;
 }
 
-static void flat_check(ct_qrs *q, ct_qrs_lead *L, int32_t xv)
+/* Every half second: a lead is flat when its samples stayed within 2 ADC
+ * steps or 20 uV for three blocks in a row, or dead when for two blocks its
+ * QRS feature stayed under P_DEAD of its own QRS level while another lead
+ * saw beats (an amplifier saturated after a step decays slowly: its range is
+ * not flat, but it sees nothing; during a pause every lead is quiet and none
+ * is dead). Either way it stops voting and re-learns its level when it
+ * moves again. */
+static void block_check(ct_qrs *q)
 {
-    if (xv < L->blk_min)
-        L->blk_min = xv;
-    if (xv > L->blk_max)
-        L->blk_max = xv;
-    if (++L->blk_count < q->blk_len)
-        return;
-    /* 2 ADC steps or 20 uV, whichever is larger, over half a second. */
-    int32_t range = L->blk_max - L->blk_min;
-    L->blk_min = INT32_MAX;
-    L->blk_max = INT32_MIN;
-    L->blk_count = 0;
-    if (range <= L->flat_thresh) {
-        if (++L->flat_blocks >= 3 && L->state != LEAD_FLAT)
-            lead_set_state(q, L, LEAD_FLAT);
-    } else {
-        L->flat_blocks = 0;
-        if (L->state == LEAD_FLAT)
-            lead_set_state(q, L, LEAD_SETTLING);
+    int seen = 0;
+    for (int l = 0; l < q->n_leads; l++) {
+        const ct_qrs_lead *L = &q->lead[l];
+        if (L->state == LEAD_ON && L->level > 0.0f && L->blk_mwi >= 0.5f * L->level)
+            seen = 1;
+    }
+    for (int l = 0; l < q->n_leads; l++) {
+        ct_qrs_lead *L = &q->lead[l];
+        if (L->blk_max >= L->blk_min) { /* the lead was present */
+            int32_t range = L->blk_max - L->blk_min;
+            int quiet = L->state == LEAD_ON && L->n_peak > 0 && L->blk_mwi < P_DEAD * L->level;
+            int alive = L->blk_mwi >= 2.0f * P_DEAD * L->level;
+            if (range <= L->flat_thresh) {
+                if (++L->flat_blocks >= 3 && L->state != LEAD_FLAT)
+                    lead_set_state(q, L, LEAD_FLAT);
+            } else if (quiet && seen) {
+                if (++L->flat_blocks >= 2 && L->state != LEAD_FLAT)
+                    lead_set_state(q, L, LEAD_FLAT);
+            } else if (quiet) {
+                /* Everyone quiet: a pause, not evidence either way. */
+            } else if (L->state != LEAD_FLAT || alive || L->level <= 0.0f) {
+                L->flat_blocks = 0;
+                if (L->state == LEAD_FLAT)
+                    lead_set_state(q, L, LEAD_SETTLING);
+            }
+        }
+        L->blk_min = INT32_MAX;
+        L->blk_max = INT32_MIN;
+        L->blk_mwi = 0.0f;
     }
 }
 
@@ -637,9 +649,16 @@ int ct_qrs_step(ct_qrs *q, const uint8_t *present, ct_qrs_beat *beat)
         } else if (L->state != LEAD_OFF) {
             lead_set_state(q, L, LEAD_OFF);
         }
-        if (present[l])
-            flat_check(q, L, L->raw[i]);
         float mw = L->mwi[i];
+        if (present[l]) {
+            int32_t xv = L->raw[i];
+            if (xv < L->blk_min)
+                L->blk_min = xv;
+            if (xv > L->blk_max)
+                L->blk_max = xv;
+            if (mw > L->blk_mwi)
+                L->blk_mwi = mw;
+        }
         if (L->state == LEAD_ON) {
             F += L->w_norm * mw;
         } else if (L->state == LEAD_SETTLING) {
@@ -658,6 +677,10 @@ int ct_qrs_step(ct_qrs *q, const uint8_t *present, ct_qrs_beat *beat)
                     update_weights(q);
             }
         }
+    }
+    if (++q->blk_count >= q->blk_len) {
+        q->blk_count = 0;
+        block_check(q);
     }
     if (!q->learned) {
         if (n + 1 >= q->learn)
@@ -686,4 +709,80 @@ int ct_qrs_step(ct_qrs *q, const uint8_t *present, ct_qrs_beat *beat)
     }
     q->n++;
     return got;
+}
+
+/* The common case, all leads present and on, the levels learnt: the same
+ * decisions as ct_qrs_step, frame after frame, with the feature and peak
+ * state in locals. Leaves at the first frame that needs more than that (a
+ * block check, a candidate to decide, stop_at reached) so that the general
+ * path handles it; returns the frames consumed. */
+static size_t fast_steps(ct_qrs *q, size_t nb, int64_t stop_at)
+{
+    const uint32_t m = q->mask;
+    const int nl = q->n_leads;
+    int64_t n = q->n;
+    float f1 = q->f1, f2 = q->f2;
+    int have = q->have_cand;
+    float cv = q->cand_v;
+    int64_t ct = q->cand_t;
+    int blk = q->blk_count;
+    size_t j = 0;
+    while (j < nb && n < stop_at && blk + 1 < q->blk_len) {
+        const uint32_t i = (uint32_t)n & m;
+        float F = 0.0f;
+        for (int l = 0; l < nl; l++) {
+            ct_qrs_lead *L = &q->lead[l];
+            float mw = L->mwi[i];
+            int32_t xv = L->raw[i];
+            if (xv < L->blk_min)
+                L->blk_min = xv;
+            if (xv > L->blk_max)
+                L->blk_max = xv;
+            if (mw > L->blk_mwi)
+                L->blk_mwi = mw;
+            F += L->w_norm * mw;
+        }
+        if (f1 > f2 && f1 >= F && (!have || f1 > cv)) {
+            have = 1;
+            cv = f1;
+            ct = n - 1;
+        }
+        if (have && n - ct >= q->wait && (F <= f1 || F < 0.3f * cv || n - ct >= q->wait_max))
+            break; /* the general path decides this frame */
+        f2 = f1;
+        f1 = F;
+        blk++;
+        n++;
+        j++;
+    }
+    q->n = n;
+    q->f1 = f1;
+    q->f2 = f2;
+    q->have_cand = have;
+    q->cand_v = cv;
+    q->cand_t = ct;
+    q->blk_count = blk;
+    return j;
+}
+
+size_t ct_qrs_steps(ct_qrs *q, const uint8_t *present, size_t nb, int64_t stop_at,
+                    ct_qrs_beat *beat, int *got)
+{
+    *got = 0;
+    size_t j = 0;
+    while (j < nb) {
+        int fast = q->learned;
+        for (int l = 0; l < q->n_leads && fast; l++)
+            fast = present[l] && q->lead[l].state == LEAD_ON;
+        if (fast) {
+            j += fast_steps(q, nb - j, stop_at);
+            if (j >= nb || q->n >= stop_at)
+                return j;
+        }
+        *got = ct_qrs_step(q, present, beat);
+        j++;
+        if (*got || q->quality_changed || q->n >= stop_at)
+            return j;
+    }
+    return j;
 }

@@ -29,9 +29,6 @@
 #include <string.h>
 
 #include "ecg_internal.h"
-#ifdef CT_QRS_DEBUG
-#include <stdlib.h>
-#endif
 
 enum { RHY_N = 0, RHY_SBR, RHY_SVTA, RHY_T, RHY_B, RHY_AFIB, RHY_VT, RHY_COUNT };
 
@@ -44,6 +41,7 @@ static const char *const rhythm_label[RHY_COUNT] = {"(N", "(SBR", "(SVTA", "(T",
 #define TACHY_BPM 100.0f
 #define VT_BPM 100.0f
 #define HOLD_BEATS 4
+#define AF_HOLD_BEATS 4
 #define AF_WINDOW 24
 #define AF_ON 0.10f
 #define AF_OFF 0.06f
@@ -151,10 +149,6 @@ static int classify_rhythm(ct_rhythm *r)
     if (r->vt_open)
         return RHY_VT;
     float irr = irregularity(r);
-#ifdef CT_QRS_DEBUG
-    if (getenv("RDBG"))
-        fprintf(stderr, "irr %ld %.3f\n", (long)r->b_sample[idx(r, 0)], irr);
-#endif
     /* Too few clean intervals (frequent V beats): no AF claim. */
     if (irr < 0.0f)
         r->af = 0;
@@ -253,7 +247,7 @@ void ct_rhythm_beat(ct_rhythm *r, const ct_ecg_beat *b, ct_event_fn fn, void *ct
         r->cand_since = b->sample;
     }
     /* A rhythm is dated from where its evidence began. */
-    int hold = rhy == RHY_VT ? 1 : HOLD_BEATS;
+    int hold = rhy == RHY_VT ? 1 : (rhy == RHY_AFIB ? AF_HOLD_BEATS : HOLD_BEATS);
     if (++r->cand_count >= hold || r->rhythm < 0) {
         int64_t onset = r->cand_since;
         if (rhy == RHY_AFIB || rhy == RHY_B || rhy == RHY_T) {

@@ -560,6 +560,11 @@ static void test_config_errors(void **state)
     assert_int_equal(ct_ecg_detector_new(&cfg, NULL, &d, &err), CT_EINVAL);
     cfg.gain_adu_per_mv[0] = NAN;
     assert_int_equal(ct_ecg_detector_new(&cfg, NULL, &d, &err), CT_EINVAL);
+    cfg.gain_adu_per_mv[0] = 200;
+    cfg.baseline_adu[0] = 1 << 20;
+    assert_int_equal(ct_ecg_detector_new(&cfg, NULL, &d, &err), CT_EINVAL);
+    assert_non_null(strstr(err.msg, "baseline"));
+    cfg.baseline_adu[0] = 0;
     assert_int_equal(ct_ecg_detector_new(NULL, NULL, &d, &err), CT_EINVAL);
     cfg.gain_adu_per_mv[0] = 200;
     assert_int_equal(ct_ecg_detector_new(&cfg, NULL, NULL, &err), CT_EINVAL);
@@ -582,6 +587,62 @@ static void test_config_errors(void **state)
     assert_string_equal(ct_ecg_beat_class_mnemonic(CT_BEAT_V), "V");
     assert_string_equal(ct_ecg_beat_class_mnemonic(CT_BEAT_F), "F");
     assert_string_equal(ct_ecg_beat_class_mnemonic(CT_BEAT_Q), "Q");
+}
+
+/* Garbage in: full-range noise, rail-to-rail square waves, a lead that comes
+ * and goes every few samples, at the rate extremes. Nothing may crash or
+ * overflow (the sanitizer build runs this), and beats stay within bounds. */
+static void test_hostile_input(void **state)
+{
+    (void)state;
+    static const double rates[] = {125, 1000};
+    for (int r = 0; r < 2; r++) {
+        double fs = rates[r];
+        size_t n = (size_t)(40 * fs);
+        int16_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        assert_non_null(a);
+        assert_non_null(b);
+        uint32_t seed = 7;
+        for (size_t i = 0; i < n; i++) {
+            a[i] = (int16_t)(lcg(&seed) & 0xffff);
+            b[i] = (i / 37) & 1 ? INT16_MAX : INT16_MIN;
+        }
+        capture *cap = calloc(1, sizeof *cap);
+        assert_non_null(cap);
+        ct_ecg_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.fs_hz = fs;
+        cfg.n_leads = 2;
+        cfg.gain_adu_per_mv[0] = cfg.gain_adu_per_mv[1] = 1.0;
+        cfg.baseline_adu[0] = -65536;
+        cfg.baseline_adu[1] = 65536;
+        ct_ecg_sink sink = {on_beat, on_event, cap};
+        ct_ecg_detector *d = NULL;
+        assert_int_equal(ct_ecg_detector_new(&cfg, &sink, &d, NULL), 0);
+        size_t i = 0, k = 0;
+        while (i < n) {
+            size_t m = 1 + (k * 7919) % 97;
+            if (m > n - i)
+                m = n - i;
+            const int16_t *ptr[2] = {a + i, (k % 3) ? b + i : NULL};
+            assert_int_equal(ct_ecg_detector_push(d, ptr, m), 0);
+            assert_int_equal(ct_ecg_detector_push(d, ptr, 0), 0);
+            i += m;
+            k++;
+        }
+        ct_ecg_detector_finish(d);
+        assert_true(ct_ecg_detector_samples(d) == (int64_t)n);
+        ct_ecg_detector_free(d);
+        for (int j = 0; j < cap->n_beats; j++) {
+            assert_true(cap->beats[j].sample >= 0 && cap->beats[j].sample < (int64_t)n);
+            assert_true(cap->beats[j].reported_at - cap->beats[j].sample <=
+                        (int64_t)(fs * CT_ECG_MAX_LATENCY_MS / 1000.0));
+            assert_true(cap->beats[j].confidence >= 0.0f && cap->beats[j].confidence <= 1.0f);
+        }
+        free(cap);
+        free(a);
+        free(b);
+    }
 }
 
 static void test_twelve_leads(void **state)
@@ -632,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_bigeminy),
         cmocka_unit_test(test_trigeminy),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_twelve_leads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

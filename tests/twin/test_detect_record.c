@@ -196,6 +196,57 @@ static void test_invalid_samples_are_lead_off(void **state)
     unload(r);
 }
 
+typedef struct kept {
+    long beats, artifacts;
+    int64_t *samples;
+    size_t n, cap;
+} kept;
+
+static void keep_beat(void *ctx, const ct_ecg_beat *b)
+{
+    kept *k = ctx;
+    assert_non_null(b->features);
+    if (b->is_artifact) {
+        k->artifacts++;
+        return;
+    }
+    k->beats++;
+    if (k->n < k->cap)
+        k->samples[k->n++] = b->sample;
+}
+
+/* With CT_TWIN_KEEP_ARTIFACTS the dropped detections come too, flagged, and
+ * the beats are exactly those of an ordinary run. */
+static void test_keep_artifacts(void **state)
+{
+    (void)state;
+    rec *r = load("105");
+    kept k = {0};
+    k.cap = 8192;
+    k.samples = calloc(k.cap, sizeof *k.samples);
+    assert_non_null(k.samples);
+    ct_ecg_sink sink = {keep_beat, NULL, &k};
+    assert_int_equal(ct_twin_run_record(&r->hdr, &r->sig, -1, &sink, CT_TWIN_KEEP_ARTIFACTS, NULL),
+                     0);
+    print_message("105: %ld beats, %ld artefacts dropped\n", k.beats, k.artifacts);
+    assert_true(k.artifacts > 0);
+    ct_wfdb_annotation *a = NULL;
+    size_t n = 0;
+    assert_int_equal(ct_twin_detect_record(&r->hdr, &r->sig, -1, &a, &n, NULL), 0);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ct_wfdb_ann_is_beat(a[i].code))
+            continue;
+        assert_true(j < k.n);
+        assert_int_equal(a[i].sample, k.samples[j]);
+        j++;
+    }
+    assert_int_equal(j, k.n);
+    free(a);
+    free(k.samples);
+    unload(r);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -276,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_record_100),
         cmocka_unit_test(test_record_106_veb),
         cmocka_unit_test(test_invalid_samples_are_lead_off),
+        cmocka_unit_test(test_keep_artifacts),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_event_annotations),
     };
