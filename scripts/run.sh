@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default: installs what is needed, builds cardiotwin (Release),
-# imports MIT-BIH records 100-109 into var/cardiotwin.db and serves HTTPS on
+# imports MIT-BIH records 100-109 into var/cardiotwin.db, makes an admin API
+# token on first run (var/admin-token) and serves HTTPS on
 # https://localhost:8443/ until Ctrl-C.
 #
 # Records come from $CARDIOTWIN_MITDB (default: ../shared/data/mitdb beside the
@@ -36,4 +37,18 @@ if [ ${#paths[@]} -gt 0 ]; then
   "$bin" --db "$db" import "${paths[@]}"
 fi
 
-exec "$bin" --db "$db" serve --bind "${CT_BIND:-127.0.0.1}" --port "${CT_PORT:-8443}"
+# An admin token for the API, made once and kept in var/admin-token (0600):
+# the database holds only its hash, so this file is the one copy.
+token_file="$here/var/admin-token"
+if ! [ -s "$token_file" ]; then
+  (umask 077 && "$bin" --db "$db" token create --role admin --name "admin-$(date -u +%Y%m%dT%H%M%SZ)" > "$token_file.tmp")
+  mv "$token_file.tmp" "$token_file"
+  echo "run: admin API token created, shown once here and kept in var/admin-token:"
+  echo "  $(cat "$token_file")"
+else
+  echo "run: admin API token in var/admin-token"
+fi
+port="${CT_PORT:-8443}"
+echo "run: try  curl --cacert var/cardiotwin-cert.pem -H \"Authorization: Bearer \$(cat var/admin-token)\" https://localhost:$port/fhir/Patient"
+
+exec "$bin" --db "$db" serve --bind "${CT_BIND:-127.0.0.1}" --port "$port"
