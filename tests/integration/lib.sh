@@ -27,7 +27,9 @@ expect_eq() {
 }
 # expect_match WHAT REGEX TEXT
 expect_match() {
-  if printf '%s' "$3" | grep -Eq -- "$2"; then ok "$1"; else fail "$1: '$3' does not match /$2/"; fi
+  # A here-string, not a pipe: with pipefail, grep -q leaving early would
+  # make printf die of SIGPIPE on long texts and fail a check that matched.
+  if grep -Eq -- "$2" <<<"$3"; then ok "$1"; else fail "$1: '$3' does not match /$2/"; fi
 }
 
 # Runs a command, capturing stdout, stderr and the exit code into

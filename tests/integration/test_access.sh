@@ -516,7 +516,7 @@ for k in "${!tok[@]}"; do
   t=${tok[$k]}
   [ -z "$t" ] && continue
   if grep -qF -- "${t:3:20}" "$ct_tmp/srv.err" "$ct_tmp/srv.out" "$db" "$db-wal" 2>/dev/null; then leaked="$leaked $k"; fi
-  if printf '%s' "$list_out" | grep -qF -- "${t:3:20}"; then leaked="$leaked $k(list)"; fi
+  if grep -qF -- "${t:3:20}" <<<"$list_out"; then leaked="$leaked $k(list)"; fi
 done
 expect_eq "no token appears in the logs, the database or token list" "" "$leaked"
 
