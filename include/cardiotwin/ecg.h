@@ -8,9 +8,10 @@
  * pushed one frame at a time or whole. Each beat is reported within
  * CT_ECG_MAX_LATENCY_MS of its fiducial point (the R peak).
  *
- * The first CT_ECG_LEARN_MS of a stream (and of a lead that comes back after
- * being off) are spent learning the signal levels: no beat is reported before
- * then. docs/detector.md describes the algorithm, its parameters and the
+ * The first CT_ECG_LEARN_MS of a stream are spent learning the signal
+ * levels: no beat is reported before then (a lead that comes back after
+ * being off, flat or dead re-learns its own level for half as long while the
+ * other leads go on). docs/detector.md describes the algorithm, its parameters and the
  * results measured on the MIT-BIH Arrhythmia Database. */
 #ifndef CARDIOTWIN_ECG_H
 #define CARDIOTWIN_ECG_H
