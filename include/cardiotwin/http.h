@@ -27,6 +27,9 @@
  * about 4 MB; 16 MiB leaves room without letting one request take the box. */
 #define CT_HTTP_DEFAULT_MAX_BODY_BYTES (16LL * 1024 * 1024)
 #define CT_HTTP_MAX_BODY_BYTES_LIMIT (1024LL * 1024 * 1024)
+/* How often the outbox is pushed upstream (1 s .. 1 h). */
+#define CT_HTTP_DEFAULT_PUSH_INTERVAL_MS 5000L
+#define CT_HTTP_MAX_PUSH_INTERVAL_MS 3600000L
 
 /* Names of the generated certificate and key inside the state directory. */
 #define CT_HTTP_CERT_FILE "cardiotwin-cert.pem"
@@ -74,6 +77,15 @@ typedef struct ct_http_options {
     const char *db_path;       /* SQLite database of the FHIR API and of the API tokens
                                 * (opened and migrated at start); NULL: no token can be
                                 * checked, so every route that needs one answers 401 */
+    /* The live twin (docs/twin.md), when db_path is set: ECG Observations
+     * posted to the API run through the detector and the alert policy, and
+     * alerts become DiagnosticReports. */
+    const char *policy_path;   /* the alert policy (JSON); NULL: the embedded default */
+    const char *upstream_url;  /* NULL: reports stay here; else an http(s) FHIR base that a
+                                * background thread pushes them to (ct_twin_push; the
+                                * process must have called ct_client_global_init) */
+    const char *upstream_ca_file;  /* NULL: the system's CA store, for upstream_url */
+    long push_interval_ms;     /* between two pushes; 0: CT_HTTP_DEFAULT_PUSH_INTERVAL_MS */
     ct_http_access_fn on_access; /* may be NULL */
     ct_http_log_fn on_log;       /* may be NULL */
     void *log_user;              /* passed to both callbacks */

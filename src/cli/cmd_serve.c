@@ -27,7 +27,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: cardiotwin serve [--bind ADDR] [--port N] [--cert PEM --key PEM] [--threads N]\n"
-            "                        [--max-body-bytes N]\n"
+            "                        [--max-body-bytes N] [--policy FILE]\n"
+            "                        [--upstream URL [--upstream-ca-file PEM]]\n"
             "\n"
             "Runs the HTTPS server (TLS 1.2 and 1.3 only; there is no plain-HTTP port)\n"
             "until SIGINT or SIGTERM, then stops cleanly and exits 0. Once listening it\n"
@@ -45,6 +46,12 @@ static void usage(FILE *out)
             "  --max-body-bytes N\n"
             "                 largest request body, 1..%lld (default %lld); larger\n"
             "                 ones get 413\n"
+            "  --policy FILE  the alert policy (JSON, docs/policy.md); default: the one\n"
+            "                 built in. An invalid file is refused at start\n"
+            "  --upstream URL a FHIR base (http:// or https://) that every alert report\n"
+            "                 is pushed to from a durable outbox, every 5 s\n"
+            "  --upstream-ca-file PEM\n"
+            "                 trust these CAs for --upstream instead of the system's\n"
             "  --help         print this help and exit\n"
             "\n"
             "Without --cert and --key, a self-signed certificate for localhost, 127.0.0.1\n"
@@ -58,6 +65,10 @@ static void usage(FILE *out)
             "(docs/security.md); the server looks every token up in the database, so a\n"
             "revoked or expired one is refused at its next request. Tokens never appear\n"
             "in the logs: the access log names the token's name.\n"
+            "\n"
+            "ECG Observations (MDC 131328) posted to the API feed the live twin: the\n"
+            "detector runs on each patient's stream and every alert of the policy\n"
+            "becomes a DiagnosticReport with a Provenance (docs/twin.md).\n"
             "\n"
             "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"} (public)\n"
             "        GET /fhir/metadata, GET /.well-known/smart-configuration (public)\n"
@@ -187,7 +198,8 @@ static int db_dir(const char *db_path, char *buf, size_t cap)
 
 int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
 {
-    enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS, OPT_TOKEN_FILE, OPT_MAX_BODY };
+    enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS, OPT_TOKEN_FILE, OPT_MAX_BODY,
+           OPT_POLICY, OPT_UPSTREAM, OPT_UPSTREAM_CA };
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, OPT_BIND},
         {"port", required_argument, NULL, OPT_PORT},
@@ -196,6 +208,9 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"api-token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY},
+        {"policy", required_argument, NULL, OPT_POLICY},
+        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+        {"upstream-ca-file", required_argument, NULL, OPT_UPSTREAM_CA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -247,6 +262,21 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
             opt.max_body_bytes = n;
             break;
         }
+        case OPT_POLICY:
+            if (!*optarg)
+                return ct_cli_usage(CMD, "--policy needs a file name");
+            opt.policy_path = optarg;
+            break;
+        case OPT_UPSTREAM:
+            if (strncmp(optarg, "https://", 8) != 0 && strncmp(optarg, "http://", 7) != 0)
+                return ct_cli_usage(CMD, "--upstream '%s' is not an http:// or https:// URL", optarg);
+            opt.upstream_url = optarg;
+            break;
+        case OPT_UPSTREAM_CA:
+            if (!*optarg)
+                return ct_cli_usage(CMD, "--upstream-ca-file needs a file name");
+            opt.upstream_ca_file = optarg;
+            break;
         case ':':
             return ct_cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
@@ -257,6 +287,8 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
     }
     if (optind < argc)
         return ct_cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+    if (opt.upstream_ca_file && !opt.upstream_url)
+        return ct_cli_usage(CMD, "--upstream-ca-file needs --upstream");
     if (!opt.cert_path != !opt.key_path)
         return ct_cli_usage(CMD, "%s needs %s as well", opt.cert_path ? "--cert" : "--key",
                             opt.cert_path ? "--key" : "--cert");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cardiotwin/twin.h"
 #include "fhir_internal.h"
 
 void ct_http_result_clear(ct_http_result *r)
@@ -351,8 +352,123 @@ static int create_work(ct_http_fhir *f, ct_http_prepared *p, const char *if_none
     return serve_body(f, r, p->stored, p->stored_len);
 }
 
+/* ---- ECG in: the live twin ------------------------------------------------------------------ */
+
+/* An Observation coded MDC 131328 in either MDC system (the test
+ * fhir_validate.c makes before it holds the resource to the ECG profile). */
+static int is_ecg_observation(const ct_http_prepared *p)
+{
+    if (strcmp(p->type, "Observation") != 0 || !p->json)
+        return 0;
+    const json_t *coding = json_object_get(json_object_get(p->json, "code"), "coding");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(coding, i, c) {
+        const char *sys = json_string_value(json_object_get(c, "system"));
+        const char *code = json_string_value(json_object_get(c, "code"));
+        if (sys && code && strcmp(code, "131328") == 0 &&
+            (strcmp(sys, "urn:oid:2.16.840.1.113883.6.24") == 0 || strcmp(sys, "urn:iso:std:iso:11073:10101") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* A refusal of ct_twin_ecg_begin or ct_twin_ecg_write as the caller's
+ * status: what the twin cannot take is the caller's to fix (409, 422), a
+ * busy patient or a full twin is for later (503). */
+static int twin_refusal(ct_http_fhir *f, ct_http_result *r, int rc, const ct_error *err)
+{
+    const char *msg = err->msg[0] ? err->msg : "the live twin refused the ECG";
+    switch (rc) {
+    case CT_EEXIST:
+        return ct_http_result_fail(r, 409, CT_FHIR_IT_CONFLICT, "Observation.effective",
+                                   "%s; nothing was stored", msg);
+    case CT_EINVAL:
+    case CT_EUNSUPPORTED:
+    case CT_EFORMAT:
+        return ct_http_result_fail(r, 422, CT_FHIR_IT_BUSINESS_RULE, "Observation", "%s; nothing was stored", msg);
+    case CT_ELIMIT:
+        return ct_http_result_fail(r, 503, CT_FHIR_IT_TRANSIENT, NULL, "%s; nothing was stored: retry later", msg);
+    default:
+        return fail_internal(f, r, "hand the ECG to the live twin", err);
+    }
+}
+
+/* The create of an ECG Observation, in the twin's three steps: the patient
+ * is locked before the transaction, its samples are written inside it, the
+ * detector and the policy run after it (docs/twin.md, "Calling it"). */
+static int create_ecg(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_exist, ct_http_result *r)
+{
+    ct_twin *twin = f->req->srv->twin;
+    /* Who may write decides before the twin looks at the samples: a
+     * refusal must not depend on what the twin holds. */
+    const char *bound = ct_http_compartment(f->req, p->type, CT_HTTP_PERM_C);
+    if (!ct_http_in_compartment(bound, ct_http_patient_of_prepared(p)))
+        return refuse_outside(r, bound, "create");
+    ct_fhir_ecg ecg;
+    ct_fhir_issue is;
+    if (ct_fhir_ecg_from_json(p->json, NULL, &ecg, &is) != 0)
+        return fail_issue(r, &is);
+    ct_twin_ticket *tk = NULL;
+    ct_twin_ingest_result res;
+    ct_error err = {0};
+    int rc = ct_twin_ecg_begin(twin, f->st, &ecg, p->id, &tk, &res, &err);
+    if (rc == CT_EUNSUPPORTED) {
+        /* A rate the detector cannot analyse (the specification's own 100 Hz
+         * ekg example): a recording to keep, not a stream to monitor. */
+        ct_http_log(f->req->srv, CT_HTTP_LOG_INFO, "request %s: Observation/%s stored, not monitored: %s",
+                    f->req->request_id, p->id, err.msg);
+        ct_fhir_ecg_free(&ecg);
+        if (txn_begin(f, r))
+            return -1;
+        return txn_end(f, create_work(f, p, if_none_exist, r) == 0, r);
+    }
+    if (rc != 0) {
+        ct_fhir_ecg_free(&ecg);
+        return twin_refusal(f, r, rc, &err);
+    }
+    int wrote = 0, ok = 0;
+    if (txn_begin(f, r) == 0) {
+        ok = create_work(f, p, if_none_exist, r) == 0;
+        /* 200: If-None-Exist found the Observation; nothing new to take. */
+        if (ok && tk && r->status == 201) {
+            rc = ct_twin_ecg_write(tk, f->st, &err);
+            if (rc != 0) {
+                ok = 0;
+                twin_refusal(f, r, rc, &err);
+            } else {
+                wrote = 1;
+            }
+        }
+        if (txn_end(f, ok, r) != 0)
+            ok = 0;
+    }
+    if (tk) {
+        ct_error end_err = {0};
+        if (ct_twin_ecg_end(tk, f->st, ok && wrote, &res, &end_err) != 0)
+            ct_http_log(f->req->srv, CT_HTTP_LOG_ERROR, "request %s: Observation/%s: the live twin: %s",
+                        f->req->request_id, p->id, end_err.msg);
+        else if (res.report_error)
+            ct_http_log(f->req->srv, CT_HTTP_LOG_ERROR,
+                        "request %s: Observation/%s taken, but %zu alert report(s) wait for the database: %s",
+                        f->req->request_id, p->id, res.reports_pending, res.report_error_msg);
+    }
+    ct_fhir_ecg_free(&ecg);
+    return ok ? 0 : -1;
+}
+
 int ct_http_op_create(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_exist, ct_http_result *r)
 {
+    if (f->req->srv->twin && is_ecg_observation(p)) {
+        /* The twin locks the patient before any transaction; inside a
+         * transaction Bundle that order cannot be kept. */
+        if (f->in_txn)
+            return ct_http_result_fail(r, 422, CT_FHIR_IT_NOT_SUPPORTED, "Bundle.entry.resource",
+                                       "an ECG Observation (MDC 131328) cannot be part of a transaction Bundle: "
+                                       "the live twin takes each in a transaction of its own; post it alone or "
+                                       "in a batch Bundle");
+        return create_ecg(f, p, if_none_exist, r);
+    }
     if (txn_begin(f, r))
         return -1;
     return txn_end(f, create_work(f, p, if_none_exist, r) == 0, r);
@@ -407,6 +523,13 @@ static int update_work(ct_http_fhir *f, ct_http_prepared *p, int64_t if_match, c
 
 int ct_http_op_update(ct_http_fhir *f, ct_http_prepared *p, int64_t if_match, ct_http_result *r)
 {
+    /* The twin took the samples once, stitched into the patient's stream,
+     * and its reports cite them: changing them afterwards would make the
+     * stored Observation disagree with what was analysed. */
+    if (f->req->srv->twin && is_ecg_observation(p))
+        return ct_http_result_fail(r, 422, CT_FHIR_IT_BUSINESS_RULE, "Observation",
+                                   "an ECG Observation (MDC 131328) cannot be updated: the live twin has taken "
+                                   "its samples into Patient's ECG stream; post new data as a new Observation");
     if (txn_begin(f, r))
         return -1;
     return txn_end(f, update_work(f, p, if_match, r) == 0, r);

@@ -40,7 +40,28 @@ struct ct_http_server {
     size_t pool_n, pool_cap;
     char *capability;                 /* the CapabilityStatement as served */
     size_t capability_len;
+    /* The live twin (twin_feed.c): NULL when the API has no database. */
+    struct ct_twin *twin;
+    struct ct_policy *policy;         /* the twin's, freed after it */
+    /* The push thread, when an upstream is configured. */
+    char upstream_url[CT_HTTP_PATH_MAX];
+    char upstream_ca[CT_HTTP_PATH_MAX];
+    struct ct_client *push_client;
+    pthread_t push_thread;
+    int push_running;                 /* the thread was started: join it */
+    pthread_mutex_t push_lock;        /* guards push_stop; with push_cond */
+    pthread_cond_t push_cond;
+    int push_sync_ready;
+    int push_stop;
 };
+
+/* ---- the live twin (twin_feed.c) ------------------------------------------- */
+/* Loads the policy, creates the twin on the API's database and, with an
+ * upstream, starts the push thread. Nothing to do without a database. */
+int ct_http_twin_init(ct_http_server *srv, ct_error *err);
+/* Stops the push thread (waiting for a push under way) and frees the twin.
+ * Call after the workers are stopped. */
+void ct_http_twin_free(ct_http_server *srv);
 
 /* Logs through opt.on_log (if any). The message must not hold secrets. */
 void ct_http_log(ct_http_server *srv, ct_http_log_level level, const char *fmt, ...) CT_PRINTF(3, 4);

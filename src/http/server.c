@@ -186,6 +186,7 @@ static void build_extra_headers(ct_http_server *srv)
 
 static void free_server(ct_http_server *srv)
 {
+    ct_http_twin_free(srv);
     ct_http_pool_free(srv);
     free(srv->capability);
     ct_http_tls_release(srv);
@@ -217,6 +218,8 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
     if (rc == 0)
         rc = ct_http_pool_init(srv, err);
     if (rc == 0)
+        rc = ct_http_twin_init(srv, err);
+    if (rc == 0)
         rc = parse_bind(srv, opt->bind_addr ? opt->bind_addr : CT_HTTP_DEFAULT_BIND, err);
     if (rc == 0)
         rc = prepare_tls(srv, opt, err);
@@ -227,7 +230,10 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
     srv->opt.bind_addr = srv->bind_addr;
     srv->opt.cert_path = srv->cert_path;
     srv->opt.key_path = srv->key_path;
-    srv->opt.state_dir = NULL; /* not needed after start; the caller's string may go */
+    srv->opt.state_dir = NULL; /* not needed after start; the caller's strings may go */
+    srv->opt.policy_path = NULL;
+    srv->opt.upstream_url = srv->upstream_url[0] ? srv->upstream_url : NULL;
+    srv->opt.upstream_ca_file = srv->upstream_ca[0] ? srv->upstream_ca : NULL;
     build_extra_headers(srv);
 
     unsigned want = MG_FEATURES_TLS | MG_FEATURES_IPV6 | MG_FEATURES_WEBSOCKET;
