@@ -214,15 +214,18 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
         return ct_error_set(err, CT_ENOMEM, "cannot create a mutex");
     }
     srv->opt = *opt;
+    /* Configuration that can be wrong (address, certificate, key) is
+     * checked before the twin starts, so that a refusal is the only line
+     * printed and nothing was started for nothing. */
     rc = ct_http_capability_init(srv, err);
     if (rc == 0)
         rc = ct_http_pool_init(srv, err);
     if (rc == 0)
-        rc = ct_http_twin_init(srv, err);
-    if (rc == 0)
         rc = parse_bind(srv, opt->bind_addr ? opt->bind_addr : CT_HTTP_DEFAULT_BIND, err);
     if (rc == 0)
         rc = prepare_tls(srv, opt, err);
+    if (rc == 0)
+        rc = ct_http_twin_init(srv, err);
     if (rc != 0) {
         free_server(srv);
         return rc;
