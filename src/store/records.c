@@ -331,16 +331,10 @@ int ct_store_signals_list(ct_store *st, int64_t record_id, ct_store_signal **out
     size_t n = 0, cap = 0;
     int rc, ret = CT_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            ct_store_signal *nv = ncap < SIZE_MAX / sizeof *nv ? realloc(v, ncap * sizeof *nv) : NULL;
-            if (!nv) {
-                ret = ct_error_set(err, CT_ENOMEM, "out of memory listing signals of record %lld",
-                                   (long long)record_id);
-                break;
-            }
-            v = nv;
-            cap = ncap;
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 4) != 0) {
+            ret = ct_error_set(err, CT_ENOMEM, "out of memory listing signals of record %lld",
+                               (long long)record_id);
+            break;
         }
         ct_store_signal *g = &v[n];
         memset(g, 0, sizeof *g);
@@ -749,16 +743,10 @@ int ct_store_annotations_read(ct_store *st, int64_t record_id, const char *annot
     size_t n = 0, cap = 0;
     int ret = CT_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            ct_store_annotation *nv = ncap < SIZE_MAX / sizeof *nv ? realloc(v, ncap * sizeof *nv) : NULL;
-            if (!nv) {
-                ret = ct_error_set(err, CT_ENOMEM, "out of memory reading annotations %s of record %lld",
-                                   annotator, (long long)record_id);
-                break;
-            }
-            v = nv;
-            cap = ncap;
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 256) != 0) {
+            ret = ct_error_set(err, CT_ENOMEM, "out of memory reading annotations %s of record %lld",
+                               annotator, (long long)record_id);
+            break;
         }
         ct_store_annotation *a = &v[n];
         a->sample = sqlite3_column_int64(s, 0);

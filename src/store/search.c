@@ -411,14 +411,8 @@ void ct_store_rows_free(ct_store_rows *r)
 static int rows_push(ct_store *st, ct_store_rows *r, const char *type, const char *id, int64_t version,
                      int64_t last_updated_ms, int deleted, sqlite3_stmt *s, int body_col, ct_error *err)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 16;
-        ct_store_row *rows = realloc(r->rows, cap * sizeof *rows);
-        if (!rows)
-            return ct_error_set(err, CT_ENOMEM, "out of memory for %zu rows", cap);
-        r->rows = rows;
-        r->cap = cap;
-    }
+    if (ct_store_grow((void **)&r->rows, &r->cap, r->n, sizeof *r->rows, 16) != 0)
+        return ct_error_set(err, CT_ENOMEM, "out of memory for %zu rows", r->n + 1);
     ct_store_row *row = &r->rows[r->n];
     memset(row, 0, sizeof *row);
     if (strlen(type) >= sizeof row->type || strlen(id) >= sizeof row->id)

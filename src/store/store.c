@@ -144,6 +144,21 @@ sqlite3_stmt *ct_store_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error *er
     return st->stmt[id];
 }
 
+int ct_store_grow(void **v, size_t *cap, size_t n, size_t elem_size, size_t first_cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first_cap;
+    if (ncap < *cap || ncap > SIZE_MAX / elem_size)
+        return -1;
+    void *nv = realloc(*v, ncap * elem_size);
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
 void ct_store_stmt_done(sqlite3_stmt *s)
 {
     if (s) {

@@ -108,6 +108,12 @@ void ct_store_stmt_done(sqlite3_stmt *s);
  * with "what: <sqlite message>". */
 int ct_store_db_error(ct_store *st, ct_error *err, const char *fmt, ...) CT_PRINTF(3, 4);
 
+/* Makes room for element n of a growing array *v of *cap elements of
+ * elem_size bytes: doubles the capacity (first_cap when empty) when full.
+ * Returns 0, or -1 (nothing changed) when the size would overflow or
+ * realloc fails. Every list-reading function of the room grows this way. */
+int ct_store_grow(void **v, size_t *cap, size_t n, size_t elem_size, size_t first_cap);
+
 /* An operation is what one public write function does: all or nothing.
  * Outside a caller transaction it is its own BEGIN IMMEDIATE ... COMMIT;
  * inside one it is a SAVEPOINT, so a failed call leaves the caller's

@@ -272,15 +272,9 @@ int ct_store_token_list(ct_store *st, ct_store_token **out, size_t *n_out, ct_er
     size_t n = 0, cap = 0;
     int res = CT_OK, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            ct_store_token *g = realloc(v, nc * sizeof *g);
-            if (!g) {
-                res = ct_error_set(err, CT_ENOMEM, "out of memory listing %zu tokens", n);
-                break;
-            }
-            v = g;
-            cap = nc;
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 16) != 0) {
+            res = ct_error_set(err, CT_ENOMEM, "out of memory listing %zu tokens", n);
+            break;
         }
         if ((res = read_token(st, q, &v[n], err)) != CT_OK)
             break;

@@ -270,21 +270,6 @@ static int read_stream(ct_store *st, sqlite3_stmt *q, ct_store_twin_stream *s, c
 }
 
 /* Grows *v to hold one more element of `size` bytes. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    if (ncap > SIZE_MAX / size)
-        return -1;
-    void *nv = realloc(*v, ncap * size);
-    if (!nv)
-        return -1;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-
 int ct_store_twin_streams_live(ct_store *st, ct_store_twin_stream **out, size_t *n_out, ct_error *err)
 {
     if (!st || !out || !n_out)
@@ -298,7 +283,7 @@ int ct_store_twin_streams_live(ct_store *st, ct_store_twin_stream **out, size_t 
     size_t n = 0, cap = 0;
     int rc, ret = CT_OK;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, n, sizeof *v)) {
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 8)) {
             ret = ct_error_set(err, CT_ENOMEM, "out of memory listing live streams");
             break;
         }
@@ -722,7 +707,7 @@ int ct_store_twin_alerts_list(ct_store *st, const char *patient, int open_only, 
     size_t n = 0, cap = 0;
     int rc, ret = CT_OK;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, n, sizeof *v)) {
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 8)) {
             ret = ct_error_set(err, CT_ENOMEM, "out of memory listing alerts");
             break;
         }
@@ -788,7 +773,7 @@ int ct_store_twin_outbox_due(ct_store *st, int64_t now_ms, size_t max, ct_store_
     size_t n = 0, cap = 0;
     int rc, ret = CT_OK;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, n, sizeof *v)) {
+        if (ct_store_grow((void **)&v, &cap, n, sizeof *v, 8)) {
             ret = ct_error_set(err, CT_ENOMEM, "out of memory listing the outbox");
             break;
         }
