@@ -17,7 +17,8 @@ civetweb_dir="$deps/civetweb-$civetweb_version"
 
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
           libjansson-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
-          libcmocka-dev sqlite3 openssl curl ca-certificates dpkg-dev xz-utils)
+          libcmocka-dev sqlite3 openssl curl ca-certificates dpkg-dev xz-utils
+          chromium)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

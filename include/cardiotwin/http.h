@@ -30,6 +30,9 @@
 /* How often the outbox is pushed upstream (1 s .. 1 h). */
 #define CT_HTTP_DEFAULT_PUSH_INTERVAL_MS 5000L
 #define CT_HTTP_MAX_PUSH_INTERVAL_MS 3600000L
+#define CT_HTTP_MAX_DEMO_PATIENTS 16
+#define CT_HTTP_DEFAULT_RATE_PER_S 200.0
+#define CT_HTTP_DEFAULT_RATE_BURST 400.0
 
 /* Names of the generated certificate and key inside the state directory. */
 #define CT_HTTP_CERT_FILE "cardiotwin-cert.pem"
@@ -86,6 +89,22 @@ typedef struct ct_http_options {
                                 * process must have called ct_client_global_init) */
     const char *upstream_ca_file;  /* NULL: the system's CA store, for upstream_url */
     long push_interval_ms;     /* between two pushes; 0: CT_HTTP_DEFAULT_PUSH_INTERVAL_MS */
+    /* The dashboard (docs/dashboard.md). */
+    const char *web_root;      /* directory served at / (index.html, js/, css/, vendor/);
+                                * NULL: no dashboard, / answers 404 */
+    int demo_patients;         /* 0: none; else this many synthetic patients (the synth room)
+                                * are streamed live into the twin, 1..CT_HTTP_MAX_DEMO_PATIENTS;
+                                * needs db_path */
+    /* Mutual TLS for device gateways (docs/security.md). */
+    const char *client_ca_file;/* PEM CA bundle that signs gateway certificates; NULL: off */
+    int client_cert_required;  /* with client_ca_file: 1 refuses a handshake without a
+                                * certificate it signed; 0 verifies one when presented */
+    /* Requests per credential (token or session) per second, as a token
+     * bucket: rate_limit_per_s refilled per second, rate_limit_burst deep.
+     * 0 for both: CT_HTTP_DEFAULT_RATE_PER_S / _BURST; a negative rate turns the limit off
+     * (benchmarks). Over the limit: 429 with Retry-After. */
+    double rate_limit_per_s;
+    double rate_limit_burst;
     ct_http_access_fn on_access; /* may be NULL */
     ct_http_log_fn on_log;       /* may be NULL */
     void *log_user;              /* passed to both callbacks */
