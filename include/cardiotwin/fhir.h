@@ -611,4 +611,55 @@ int ct_fhir_search_format(const ct_fhir_search *s, int64_t offset, char *buf, si
 int ct_fhir_date_matches(ct_fhir_prefix prefix, const ct_fhir_datetime *search,
                          int64_t target_start_ms, int64_t target_end_ms, int64_t now_ms);
 
+/* ------------------------------------------------------------------------ */
+/* Search index (src/fhir/index.c)                                          */
+/* ------------------------------------------------------------------------ */
+/* The values a resource's search parameters see, extracted once when it is
+ * written; the store keeps them and searches run over them (the store
+ * room's ct_store_index_entry has the same fields: its callers copy these
+ * across). The one extractor for every writer: the API and the twin. */
+
+typedef enum ct_fhir_index_kind {
+    CT_FHIR_INDEX_TOKEN = 0,      /* system (NULL when none) and code */
+    CT_FHIR_INDEX_DATE = 1,       /* [start_ms, end_ms) */
+    CT_FHIR_INDEX_REFERENCE = 2   /* ref_type and ref_id */
+} ct_fhir_index_kind;
+
+/* Open ends of a date range (an effectivePeriod without start or end). */
+#define CT_FHIR_INDEX_TIME_MIN INT64_MIN
+#define CT_FHIR_INDEX_TIME_MAX INT64_MAX
+/* Most entries one resource may have (CT_ELIMIT beyond), and the longest
+ * text indexed: a longer code, system or value is left out. */
+#define CT_FHIR_INDEX_MAX_ENTRIES 4096
+#define CT_FHIR_INDEX_MAX_TEXT 1024
+
+typedef struct ct_fhir_index_entry {
+    const char *param;            /* "code", "identifier", "patient" ... */
+    ct_fhir_index_kind kind;
+    const char *system, *code;    /* token */
+    int64_t start_ms, end_ms;     /* date */
+    const char *ref_type, *ref_id;/* reference */
+} ct_fhir_index_entry;
+
+typedef struct ct_fhir_index {
+    ct_fhir_index_entry *e;
+    size_t n, cap;
+    char **owned;                 /* copies the entries point into (reference parts) */
+    size_t n_owned, cap_owned;
+    char patient[CT_FHIR_ID_MAX + 1]; /* the first Patient referenced (subject ...), "" if none */
+} ct_fhir_index;
+
+/* Every value indexed for a resource of `type` (docs/api.md, "Search"):
+ * identifier (Patient, Observation, DiagnosticReport, Device, Provenance);
+ * Observation subject, patient, code, category, status, date;
+ * DiagnosticReport the same plus conclusion and result (for _include);
+ * Device patient; Provenance target. Codings in either MDC system are
+ * indexed under both; status under its value set's system; dates as the
+ * range their precision spans. What does not parse is left out. Strings
+ * point into res (which must outlive the index) or into owned copies.
+ * CT_EINVAL (res not an object), CT_ENOMEM, CT_ELIMIT; on failure *out
+ * holds nothing. Free with ct_fhir_index_free. */
+int ct_fhir_index_extract(const json_t *res, const char *type, ct_fhir_index *out);
+void ct_fhir_index_free(ct_fhir_index *x);
+
 #endif

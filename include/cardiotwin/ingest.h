@@ -41,7 +41,12 @@ typedef struct ct_ingest_result {
     double duration_s;
     size_t n_annotations;
     size_t n_beats;
-    int already_present;        /* 1: identical record was there, nothing written */
+    int already_present;        /* 1: identical record was there, nothing written (but a
+                                   missing Patient resource) */
+    int patient_resource;       /* 1: this import wrote the FHIR Patient/<patient>
+                                   (identifier CT_FHIR_CANONICAL_BASE "/<source>-record"
+                                   | record); 0: it existed, or <patient> is not a FHIR id */
+    int64_t patient_resource_version; /* its version when written (1), else 0 */
 } ct_ingest_result;
 
 /* Imports the WFDB record at record_path (a path without extension). */

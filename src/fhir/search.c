@@ -26,6 +26,7 @@
 
 static const ct_fhir_search_param obs_params[] = {
     COMMON_PARAMS,
+    {"identifier", CT_FHIR_PARAM_TOKEN, "Observation.identifier", NULL, 0},
     {"patient", CT_FHIR_PARAM_REFERENCE, "Observation.subject.where(resolve() is Patient)", "Patient", 0},
     {"subject", CT_FHIR_PARAM_REFERENCE, "Observation.subject", NULL, 0},
     {"code", CT_FHIR_PARAM_TOKEN, "Observation.code", NULL, 0},
@@ -35,6 +36,7 @@ static const ct_fhir_search_param obs_params[] = {
 };
 static const ct_fhir_search_param report_params[] = {
     COMMON_PARAMS,
+    {"identifier", CT_FHIR_PARAM_TOKEN, "DiagnosticReport.identifier", NULL, 0},
     {"patient", CT_FHIR_PARAM_REFERENCE, "DiagnosticReport.subject.where(resolve() is Patient)", "Patient", 0},
     {"code", CT_FHIR_PARAM_TOKEN, "DiagnosticReport.code", NULL, 0},
     {"date", CT_FHIR_PARAM_DATE, "DiagnosticReport.effective", NULL, 1},
@@ -42,10 +44,37 @@ static const ct_fhir_search_param report_params[] = {
     {"conclusion", CT_FHIR_PARAM_TOKEN, "DiagnosticReport.conclusionCode", NULL, 0},
 };
 static const ct_fhir_search_param common_params[] = {COMMON_PARAMS};
+/* identifier: what conditional create finds a Patient by (its MRN), and
+ * how an upstream server's resources are matched with ours. */
+static const ct_fhir_search_param patient_params[] = {
+    COMMON_PARAMS,
+    {"identifier", CT_FHIR_PARAM_TOKEN, "Patient.identifier", NULL, 0},
+};
+static const ct_fhir_search_param device_params[] = {
+    COMMON_PARAMS,
+    {"identifier", CT_FHIR_PARAM_TOKEN, "Device.identifier", NULL, 0},
+};
+/* The audit log (GET /fhir/AuditEvent): not a stored type, but searched
+ * with the same grammar. agent is a token here (R4 has a reference): an
+ * entry names its actor by an identifier, the token or user name. */
+static const ct_fhir_search_param audit_params[] = {
+    {"_id", CT_FHIR_PARAM_TOKEN, "AuditEvent.id", NULL, 0},
+    {"date", CT_FHIR_PARAM_DATE, "AuditEvent.recorded", NULL, 1},
+    {"patient", CT_FHIR_PARAM_REFERENCE, "AuditEvent.entity.what.where(resolve() is Patient)", "Patient", 0},
+    {"agent", CT_FHIR_PARAM_TOKEN, "AuditEvent.agent.who.identifier", NULL, 0},
+    {"action", CT_FHIR_PARAM_TOKEN, "AuditEvent.action", NULL, 0},
+    {"subtype", CT_FHIR_PARAM_TOKEN, "AuditEvent.subtype", NULL, 0},
+    {"entity-type", CT_FHIR_PARAM_TOKEN, "AuditEvent.entity.type", NULL, 0},
+    {"outcome", CT_FHIR_PARAM_TOKEN, "AuditEvent.outcome", NULL, 0},
+};
 
 const ct_fhir_search_param *ct_fhir_search_params(const char *resource_type, size_t *n)
 {
     *n = 0;
+    if (resource_type && strcmp(resource_type, "AuditEvent") == 0) {
+        *n = sizeof audit_params / sizeof *audit_params;
+        return audit_params;
+    }
     if (!resource_type || !ct_fhir_supported_type(resource_type))
         return NULL;
     if (strcmp(resource_type, "Observation") == 0) {
@@ -55,6 +84,14 @@ const ct_fhir_search_param *ct_fhir_search_params(const char *resource_type, siz
     if (strcmp(resource_type, "DiagnosticReport") == 0) {
         *n = sizeof report_params / sizeof *report_params;
         return report_params;
+    }
+    if (strcmp(resource_type, "Patient") == 0) {
+        *n = sizeof patient_params / sizeof *patient_params;
+        return patient_params;
+    }
+    if (strcmp(resource_type, "Device") == 0) {
+        *n = sizeof device_params / sizeof *device_params;
+        return device_params;
     }
     *n = sizeof common_params / sizeof *common_params;
     return common_params;

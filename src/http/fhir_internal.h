@@ -128,18 +128,15 @@ int ct_http_new_id(char out[37]);
 
 /* ---- search parameter values of a resource (fhir_index.c) --------------------------- */
 typedef struct ct_http_index {
-    ct_store_index_entry *e;   /* strings point into the resource's json_t or owned */
-    size_t n, cap;
-    char **owned;              /* copies made for the entries (reference parts) */
-    size_t n_owned, cap_owned;
+    ct_store_index_entry *e;   /* the fhir room's entries, as the store takes them */
+    size_t n;
+    ct_fhir_index src;         /* what their strings point into (with the resource's json_t) */
     char patient[CT_FHIR_ID_MAX + 1]; /* the patient the resource is about, "" if none */
 } ct_http_index;
 
-/* Every value we index for `type` (docs/api.md lists them): the search
- * parameters of ct_fhir_search_params plus identifier (all types), result
- * (DiagnosticReport, for _include) and patient of a Device. Dates are
- * ranges by their precision. A value that does not parse is not indexed
- * (validation decides what is refused). CT_ENOMEM / CT_ELIMIT. */
+/* Every value we index for `type`: ct_fhir_index_extract's entries (the
+ * one extractor, shared with the twin), copied into the store's type.
+ * CT_ENOMEM / CT_ELIMIT. */
 int ct_http_index_extract(const json_t *res, const char *type, ct_http_index *out);
 void ct_http_index_free(ct_http_index *x);
 
@@ -251,6 +248,27 @@ int ct_http_fhir_body(ct_http_req *req, char **body, size_t *len);
  * transaction (the change and its entry commit together). */
 int ct_http_audit(ct_http_fhir *f, const char *action, const char *type, const char *id, int64_t version,
                   const char *patient, const char *detail, ct_error *err);
+
+/* ---- the audit log over the API (fhir_auditevent.c) ------------------------------------------ */
+/* Entries one page of GET /fhir/AuditEvent holds at most (each AuditEvent
+ * carries its canonical bytes, up to 10 KiB with a full detail). */
+#define CT_HTTP_AUDIT_PAGE_MAX 100
+/* A parsed AuditEvent search as a store query, with the storage its
+ * clauses point into (and into s, which must outlive it). */
+typedef struct ct_http_audit_query {
+    ct_store_audit_query q;
+    ct_store_audit_term terms[CT_STORE_AUDIT_MAX_TERMS];
+    size_t n_terms;
+} ct_http_audit_query;
+/* Maps each FHIR clause (date with every prefix on the recorded time,
+ * patient, agent, action, subtype, entity-type, outcome, _id, :missing)
+ * onto store terms, the sort (default newest first, _sort=date or -date)
+ * and the page (_count lowered to CT_HTTP_AUDIT_PAGE_MAX, with an issue
+ * added to s). Pure. 0, or -1 with issue (413 when the query needs more
+ * clauses or terms than the store takes). */
+int ct_http_audit_query_map(ct_fhir_search *s, int64_t now_ms, ct_http_audit_query *out, ct_fhir_issue *issue);
+int ct_http_handle_audit_search(ct_http_req *req);
+int ct_http_handle_audit_read(ct_http_req *req);
 
 /* ---- patient compartments (compartment.c) -------------------------------------------------- */
 /* Which patient bounds the caller's `perms` on `type`: NULL when its

@@ -9,7 +9,16 @@
  * Identity: the record's files (header, signal files, annotation file) are
  * hashed with SHA-256 in a fixed order. Same (source, name) and same hash:
  * nothing to do. Same (source, name), other hash: refused, because silently
- * replacing a patient's stored signal is not something an import should do. */
+ * replacing a patient's stored signal is not something an import should do.
+ *
+ * The record's patient is also a FHIR Patient (id "<source>-<record>",
+ * identifier CT_FHIR_CANONICAL_BASE "/<source>-record" | record name), so
+ * that the API, the twin's reports and `cardiotwin stream` name one patient.
+ * It is written once, if absent, in the record's transaction, recorded by
+ * the import's own audit entry (which names that Patient and its version);
+ * a Patient already there (edited since, or made by a
+ * client) is left as it is. A re-import of a record stored before Patients
+ * were made adds the missing Patient and nothing else. */
 #include "cardiotwin/ingest.h"
 
 #include <errno.h>
@@ -21,6 +30,7 @@
 
 #include <openssl/evp.h>
 
+#include "cardiotwin/fhir.h"
 #include "cardiotwin/wfdb.h"
 
 static int64_t now_utc_ms(void)
@@ -157,6 +167,122 @@ static void patient_from_comments(const char *comments, ct_store_patient *p)
         snprintf(p->sex, sizeof p->sex, "%c", sex == 'm' ? 'M' : sex == 'f' ? 'F' : sex);
 }
 
+/* Text for an XHTML div: the few characters XML gives a meaning. */
+static void xhtml_put(char *out, size_t cap, const char *s)
+{
+    size_t o = strlen(out);
+    for (; *s && o + 7 < cap; s++) {
+        const char *rep = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+        if (rep) {
+            memcpy(out + o, rep, strlen(rep));
+            o += strlen(rep);
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* The record's Patient in the stored form of the API (resourceType, id, an
+ * empty meta the server fills when it serves it, then the rest): identifier,
+ * gender when the header says, and a text saying where it comes from. */
+static json_t *patient_resource(const ct_ingest_result *res, const ct_store_patient *pat)
+{
+    char system[256], div[1024];
+    snprintf(system, sizeof system, "%s/%s-record", CT_FHIR_CANONICAL_BASE, res->source);
+    snprintf(div, sizeof div, "<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+    if (strcmp(res->source, "mitdb") == 0) {
+        xhtml_put(div, sizeof div, "MIT-BIH Arrhythmia Database record ");
+        xhtml_put(div, sizeof div, res->record);
+        xhtml_put(div, sizeof div, " (PhysioNet), imported by cardiotwin: a research recording, not a person "
+                                   "under care");
+    } else {
+        xhtml_put(div, sizeof div, "WFDB record ");
+        xhtml_put(div, sizeof div, res->record);
+        xhtml_put(div, sizeof div, " of source ");
+        xhtml_put(div, sizeof div, res->source);
+        xhtml_put(div, sizeof div, ", imported by cardiotwin");
+    }
+    if (pat->age_years >= 0) {
+        char age[48];
+        snprintf(age, sizeof age, "; age %d at the recording", pat->age_years);
+        xhtml_put(div, sizeof div, age);
+    }
+    xhtml_put(div, sizeof div, ".");
+    snprintf(div + strlen(div), sizeof div - strlen(div), "</div>");
+    json_t *j = json_pack("{s:s,s:s,s:{},s:[{s:s,s:s}],s:{s:s,s:s}}", "resourceType", "Patient", "id",
+                          res->patient, "meta", "identifier", "system", system, "value", res->record, "text",
+                          "status", "generated", "div", div);
+    if (j && (strcmp(pat->sex, "M") == 0 || strcmp(pat->sex, "F") == 0))
+        json_object_set_new(j, "gender", json_string(pat->sex[0] == 'M' ? "male" : "female"));
+    return j;
+}
+
+/* Writes Patient/<patient> unless it exists, inside the caller's
+ * transaction. *written: 1 when it was, and *version its version. With
+ * own_entry the write gets a "create" audit entry of its own (a re-import
+ * that only adds the Patient); without, the caller's "import" entry, which
+ * names the same Patient, records it (one import, one entry). */
+static int ensure_patient_resource(ct_store *st, const ct_ingest_options *opt, const ct_ingest_result *res,
+                                   const ct_store_patient *pat, int own_entry, int *written,
+                                   int64_t *version, ct_error *err)
+{
+    static const ct_audit_actor unknown = {"unknown", "operator", "local"};
+    *written = 0;
+    *version = 0;
+    /* A source whose name cannot make a FHIR id has no Patient resource;
+     * the record is stored all the same. */
+    if (!ct_fhir_id_valid(res->patient, strlen(res->patient)))
+        return CT_OK;
+    json_t *j = patient_resource(res, pat);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    ct_fhir_index x;
+    int rc = text ? ct_fhir_index_extract(j, "Patient", &x) : CT_ENOMEM;
+    if (rc) {
+        free(text);
+        json_decref(j);
+        return ct_error_set(err, rc, "Patient/%s: cannot build it", res->patient);
+    }
+    ct_store_index_entry idx[4];
+    size_t n = 0;
+    for (size_t i = 0; i < x.n && n < sizeof idx / sizeof *idx; i++)
+        idx[n++] = (ct_store_index_entry){.param = x.e[i].param, .kind = (ct_store_index_kind)x.e[i].kind,
+                                          .system = x.e[i].system, .code = x.e[i].code,
+                                          .start_ms = x.e[i].start_ms, .end_ms = x.e[i].end_ms,
+                                          .ref_type = x.e[i].ref_type, .ref_id = x.e[i].ref_id};
+    ct_store_write w = {.type = "Patient", .id = res->patient, .json = text, .len = strlen(text),
+                        .if_absent = 1, .index = idx, .n_index = n};
+    ct_store_version_info vi;
+    rc = ct_store_resource_write(st, &w, &vi, err);
+    ct_fhir_index_free(&x);
+    free(text);
+    json_decref(j);
+    if (rc == CT_EEXIST) {
+        ct_error_clear(err);
+        return CT_OK;
+    }
+    if (rc)
+        return ct_error_prefix(err, "Patient/%s", res->patient);
+    *version = vi.version;
+    if (!own_entry) {
+        *written = 1;
+        return CT_OK;
+    }
+    ct_audit_entry e;
+    memset(&e, 0, sizeof e);
+    e.actor = opt && opt->actor ? *opt->actor : unknown;
+    e.action = "create";
+    e.resource_type = "Patient";
+    e.resource_id = res->patient;
+    e.resource_version = vi.version;
+    e.patient = res->patient;
+    e.outcome = CT_AUDIT_OUTCOME_SUCCESS;
+    e.detail = "{\"source\":\"import\"}";
+    if ((rc = ct_audit_append(st, &e, NULL, err)) == CT_OK)
+        *written = 1;
+    return rc;
+}
+
 static int store_record(ct_store *st, const ct_wfdb_header *hdr, const ct_wfdb_signals *sig,
                         const ct_wfdb_annotation *ann, size_t n_ann, const char *annotator,
                         const ct_ingest_options *opt, ct_ingest_result *res,
@@ -169,6 +295,9 @@ static int store_record(ct_store *st, const ct_wfdb_header *hdr, const ct_wfdb_s
     patient_from_comments(hdr->comments, &pat);
     int rc = ct_store_patient_ensure(st, &pat, err);
     if (rc != CT_OK)
+        return rc;
+    if ((rc = ensure_patient_resource(st, opt, res, &pat, 0, &res->patient_resource,
+                                      &res->patient_resource_version, err)) != CT_OK)
         return rc;
 
     ct_store_record rec;
@@ -264,6 +393,7 @@ static int audit_import(ct_store *st, const ct_ingest_options *opt, const ct_ing
     e.action = "import";
     e.resource_type = "Patient";
     e.resource_id = res->patient;
+    e.resource_version = res->patient_resource ? res->patient_resource_version : 0;
     e.patient = res->patient;
     e.outcome = CT_AUDIT_OUTCOME_SUCCESS;
     e.detail = ct_audit_detail_json(d);
@@ -320,6 +450,20 @@ int ct_ingest_wfdb_record(ct_store *st, const char *record_path,
             goto done;
         }
         out->already_present = 1;
+        /* A record stored before imports made Patients gets its Patient now. */
+        ct_store_patient pat;
+        if ((rc = ct_store_patient_get(st, out->patient, &pat, err)) != CT_OK)
+            goto done;
+        if ((rc = ct_store_begin(st, err)) != CT_OK)
+            goto done;
+        rc = ensure_patient_resource(st, opt, out, &pat, 1, &out->patient_resource,
+                                     &out->patient_resource_version, err);
+        if (rc == CT_OK)
+            rc = ct_store_commit(st, err);
+        if (rc != CT_OK) {
+            ct_store_rollback(st);
+            goto done;
+        }
         out->n_samples = existing.n_samples;
         out->duration_s = existing.fs_hz > 0 ? (double)existing.n_samples / existing.fs_hz : 0;
         ct_store_annotation *sa = NULL;

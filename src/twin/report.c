@@ -174,7 +174,7 @@ static int put(ct_store *st, json_t *res, const char *type, const char *id, int6
 {
     if (!res)
         return err && err->code ? err->code : CT_ENOMEM;
-    tw_index x;
+    tw_index x = {0};
     size_t len = 0;
     char *body = dump(res, &len);
     int rc = body ? tw_index_extract(res, type, &x) : CT_ENOMEM;
@@ -187,6 +187,7 @@ static int put(ct_store *st, json_t *res, const char *type, const char *id, int6
     } else {
         ct_error_set(err, rc, "%s/%s: cannot serialise or index it", type, id);
     }
+    tw_index_free(&x);
     free(body);
     json_decref(res);
     return rc;

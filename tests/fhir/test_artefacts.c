@@ -47,7 +47,25 @@ static void test_capability_statement(void **state)
     json_t *res = json_object_get(rest, "resource");
     static const char *const types[] = {"Patient", "Observation", "DiagnosticReport", "Device", "Provenance"};
     static const char *const inter[] = {"read", "vread", "update", "delete", "history-instance", "create", "search-type"};
-    assert_int_equal(json_array_size(res), 5);
+    assert_int_equal(json_array_size(res), 6);
+    /* The audit log: read and search only, with exactly the parser's parameters. */
+    {
+        json_t *ae = json_array_get(res, 5);
+        assert_string_equal(json_string_value(json_object_get(ae, "type")), "AuditEvent");
+        json_t *ia = json_object_get(ae, "interaction");
+        assert_int_equal(json_array_size(ia), 2);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(ia, 0), "code")), "read");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(ia, 1), "code")), "search-type");
+        size_t n;
+        const ct_fhir_search_param *p = ct_fhir_search_params("AuditEvent", &n);
+        json_t *sp = json_object_get(ae, "searchParam");
+        assert_int_equal(json_array_size(sp), n);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(json_string_value(json_object_get(json_array_get(sp, i), "name")), p[i].name);
+            assert_string_equal(json_string_value(json_object_get(json_array_get(sp, i), "type")),
+                                ct_fhir_param_type_name(p[i].type));
+        }
+    }
     for (size_t t = 0; t < 5; t++) {
         json_t *r = json_array_get(res, t);
         const char *type = json_string_value(json_object_get(r, "type"));

@@ -298,9 +298,20 @@ static void test_param_tables(void **state)
     (void)state;
     size_t n;
     const ct_fhir_search_param *p = ct_fhir_search_params("Observation", &n);
-    assert_int_equal(n, 8);
+    assert_int_equal(n, 9);
     assert_string_equal(p[0].name, "_id");
+    assert_string_equal(p[2].name, "identifier");
+    static const char *const with_identifier[] = {"Patient", "Observation", "DiagnosticReport", "Device"};
+    for (size_t t = 0; t < 4; t++) {
+        p = ct_fhir_search_params(with_identifier[t], &n);
+        size_t found = 0;
+        for (size_t i = 0; i < n; i++)
+            found += strcmp(p[i].name, "identifier") == 0 && p[i].type == CT_FHIR_PARAM_TOKEN;
+        assert_int_equal(found, 1);
+    }
     assert_non_null(ct_fhir_search_params("Patient", &n));
+    assert_int_equal(n, 3);
+    assert_non_null(ct_fhir_search_params("Provenance", &n));
     assert_int_equal(n, 2);
     assert_null(ct_fhir_search_params("Bundle", &n));
     assert_int_equal(n, 0);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "cardiotwin/ingest.h"
 #include "cardiotwin/store.h"
@@ -161,7 +162,137 @@ static void test_import_mitdb_100(void **state)
     /* Again: nothing written, and said so. */
     assert_int_equal(ct_ingest_wfdb_record(f->st, rec, NULL, &res, &err), CT_OK);
     assert_int_equal(res.already_present, 1);
+    assert_int_equal(res.patient_resource, 0);
     assert_int_equal(res.n_beats, 2273);
+}
+
+/* The audit entries of one action for Patient/id. */
+static int count_audit(ct_store *st, const char *action, const char *id)
+{
+    ct_store_audit_iter *it = NULL;
+    ct_store_audit_row row;
+    ct_error err;
+    int n = 0;
+    assert_int_equal(ct_store_audit_iter_open(st, 1, &it, &err), CT_OK);
+    while (ct_store_audit_iter_next(it, &row, &err) == 1)
+        n += strcmp(row.action, action) == 0 && strcmp(row.resource_type, "Patient") == 0 &&
+             strcmp(row.resource_id, id) == 0;
+    ct_store_audit_iter_close(it);
+    return n;
+}
+
+/* Patients found by identifier=system|value, as the API's search runs it. */
+static int64_t find_by_identifier(ct_store *st, const char *system, const char *value, char *id, size_t cap)
+{
+    ct_store_search_value v = {.system = system, .code = value};
+    ct_store_search_clause c = {.field = CT_STORE_FIELD_INDEX, .param = "identifier",
+                                .kind = CT_STORE_INDEX_TOKEN, .missing = -1, .n_values = 1, .values = &v};
+    ct_store_search_query q = {.type = "Patient", .n_clauses = 1, .clauses = &c, .count = 10};
+    ct_store_search_result r;
+    ct_error err;
+    assert_int_equal(ct_store_search(st, &q, &r, &err), CT_OK);
+    int64_t total = r.total;
+    if (id && r.matches.n)
+        snprintf(id, cap, "%s", r.matches.rows[0].id);
+    ct_store_search_result_free(&r);
+    return total;
+}
+
+/* The record's patient is a FHIR Patient, written once and recorded by the
+ * import's own audit entry (one import, one entry, naming the Patient's
+ * version), found by its identifier; a re-import of a record stored without
+ * one adds it; a Patient that exists is left as it is. */
+static void test_patient_resource(void **state)
+{
+    fixture *f = *state;
+    char rec[512];
+    snprintf(rec, sizeof rec, "%s/100", mitdb());
+    ct_ingest_result res;
+    ct_error err;
+    if (ct_ingest_wfdb_record(f->st, rec, NULL, &res, &err) != CT_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(res.patient_resource, 1);
+    char *json = NULL;
+    int64_t version = 0, updated = 0;
+    int deleted = 0;
+    assert_int_equal(ct_store_resource_get(f->st, "Patient", "mitdb-100", 0, &json, &version, &updated, &deleted,
+                                           &err), CT_OK);
+    assert_int_equal(version, 1);
+    assert_int_equal(deleted, 0);
+    assert_true(strncmp(json, "{\"resourceType\":\"Patient\",\"id\":\"mitdb-100\",\"meta\":{}", 48) == 0);
+    assert_non_null(strstr(json, "\"identifier\":[{\"system\":\"https://cardiotwin.example/fhir/mitdb-record\","
+                                 "\"value\":\"100\"}]"));
+    assert_non_null(strstr(json, "MIT-BIH Arrhythmia Database record 100"));
+    assert_non_null(strstr(json, "age 69"));
+    assert_non_null(strstr(json, "\"gender\":\"male\""));
+    free(json);
+    char id[65] = "";
+    assert_int_equal(find_by_identifier(f->st, "https://cardiotwin.example/fhir/mitdb-record", "100", id, sizeof id), 1);
+    assert_string_equal(id, "mitdb-100");
+    assert_int_equal(find_by_identifier(f->st, NULL, "100", NULL, 0), 1);
+    assert_int_equal(find_by_identifier(f->st, "https://cardiotwin.example/fhir/mitdb-record", NULL, NULL, 0), 1);
+    assert_int_equal(find_by_identifier(f->st, "https://cardiotwin.example/fhir/mitdb-record", "101", NULL, 0), 0);
+    assert_int_equal(res.patient_resource_version, 1);
+    assert_int_equal(count_audit(f->st, "create", "mitdb-100"), 0);
+    assert_int_equal(count_audit(f->st, "import", "mitdb-100"), 1);
+
+    /* Re-import: nothing new, no second entry. */
+    assert_int_equal(ct_ingest_wfdb_record(f->st, rec, NULL, &res, &err), CT_OK);
+    assert_int_equal(res.already_present, 1);
+    assert_int_equal(res.patient_resource, 0);
+    assert_int_equal(count_audit(f->st, "create", "mitdb-100"), 0);
+    assert_int_equal(count_audit(f->st, "import", "mitdb-100"), 1);
+
+    /* A record stored before Patients were made (the resource removed by
+     * hand here): the re-import adds it back, audited. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM resource_search WHERE type = 'Patient';"
+                                      "DELETE FROM resource WHERE type = 'Patient';"
+                                      "DELETE FROM resource_version WHERE type = 'Patient';",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(find_by_identifier(f->st, NULL, "100", NULL, 0), 0);
+    assert_int_equal(ct_ingest_wfdb_record(f->st, rec, NULL, &res, &err), CT_OK);
+    assert_int_equal(res.already_present, 1);
+    assert_int_equal(res.patient_resource, 1);
+    assert_int_equal(find_by_identifier(f->st, NULL, "100", NULL, 0), 1);
+    assert_int_equal(count_audit(f->st, "create", "mitdb-100"), 1);
+    assert_int_equal(count_audit(f->st, "import", "mitdb-100"), 1);
+}
+
+/* A source whose name cannot be a FHIR id: the record is stored, without
+ * a Patient resource. */
+static void test_patient_id_not_fhir(void **state)
+{
+    fixture *f = *state;
+    make_record(f->dir, "r2", 4000, "# 50 F");
+    char rec[600];
+    snprintf(rec, sizeof rec, "%s/r2", f->dir);
+    ct_ingest_options o = {.source = "my_db"};
+    ct_ingest_result res;
+    ct_error err;
+    if (ct_ingest_wfdb_record(f->st, rec, &o, &res, &err) != CT_OK)
+        fail_msg("%s", err.msg);
+    assert_string_equal(res.patient, "my_db-r2");
+    assert_int_equal(res.patient_resource, 0);
+    assert_int_equal(count_records(f->st, "my_db", "r2"), 1);
+    char *json = NULL;
+    int64_t v, u;
+    int d;
+    /* "my_db-r2" is not a FHIR id: no Patient can carry it. */
+    assert_int_not_equal(ct_store_resource_get(f->st, "Patient", "my_db-r2", 0, &json, &v, &u, &d, &err), CT_OK);
+    assert_int_equal(count_audit(f->st, "create", "my_db-r2"), 0);
+    /* Another source with a FHIR-id name gets its own identifier system. */
+    o.source = "local";
+    if (ct_ingest_wfdb_record(f->st, rec, &o, &res, &err) != CT_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(res.patient_resource, 1);
+    assert_int_equal(find_by_identifier(f->st, "https://cardiotwin.example/fhir/local-record", "r2", NULL, 0), 1);
+    assert_int_equal(ct_store_resource_get(f->st, "Patient", "local-r2", 0, &json, &v, &u, &d, &err), CT_OK);
+    assert_non_null(strstr(json, "WFDB record r2 of source local"));
+    assert_non_null(strstr(json, "\"gender\":\"female\""));
+    free(json);
 }
 
 static void test_source_override_and_progress(void **state)
@@ -292,6 +423,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_import_mitdb_100, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_resource, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_id_not_fhir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_override_and_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_reaches_total, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotation_outside_record_refused, setup, teardown),
