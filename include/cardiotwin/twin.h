@@ -42,7 +42,7 @@ int ct_twin_run_record(const ct_wfdb_header *hdr, const ct_wfdb_signals *sig, in
 int ct_twin_event_annotation(const ct_ecg_event *ev, ct_wfdb_annotation *out);
 
 /* ======================================================================== */
-/* The live twin (src/twin/: twin.c ingest.c report.c index.c outbox.c; docs/twin.md) */
+/* The live twin (src/twin/: twin.c ingest.c beats.c report.c index.c outbox.c; docs/twin.md) */
 /* ======================================================================== */
 /* One ct_twin per server holds the live state of every monitored patient:
  * the patient's ECG stream (successive Observations stitched by their
@@ -94,6 +94,9 @@ typedef struct ct_twin_options {
     size_t live_beats;             /* recent beats kept (default 512, 16..65536) */
     size_t max_pending;            /* alert transitions a patient may hold while the store fails
                                       (default 256, 8..65536); beyond, ingest refuses with CT_ELIMIT */
+    size_t max_pending_beats;      /* beats a patient may hold while the store fails (default 20000,
+                                      1000..1000000, 40 bytes each); beyond, ingest refuses with
+                                      CT_ELIMIT */
     size_t max_sources;            /* source Observations named by one report (default 100, 1..1000) */
     long lock_timeout_ms;          /* wait for a patient's lock (default 10000) */
     double stream_idle_end_s;      /* at start, a live stream idle this long is ended instead of
@@ -141,9 +144,13 @@ typedef struct ct_twin_ingest_result {
     int64_t overlap_samples;  /* leading samples equal to what the stream already held */
     int64_t gap_ms;           /* the gap before it (CT_TWIN_GAP), else 0 */
     size_t beats;             /* beats the detector reported during this call */
+    size_t beats_stored;      /* beats stored during this call (this call's and earlier ones that
+                                 waited for the store) */
+    size_t beats_pending;     /* beats still waiting for the store (an error below) */
     size_t reports_written;   /* alert transitions stored during this call */
     size_t reports_pending;   /* transitions still waiting for the store (an error below) */
-    int report_error;         /* 0, or the CT_E... code of the last failed report write */
+    int report_error;         /* 0, or the CT_E... code of the last failed write of a report or of
+                                 the beats (report_error_msg says which) */
     char report_error_msg[CT_ERROR_MSG_MAX];
     char message[256];        /* one line for the caller's log: what happened */
 } ct_twin_ingest_result;
@@ -174,9 +181,14 @@ typedef struct ct_twin_ticket ct_twin_ticket;
  * a pointer to ecg, which must stay valid) until end, which must be called (with committed 0 after a rollback: the twin
  * then forgets the Observation). write must run inside the caller's
  * transaction. end runs outside any transaction: it feeds the detector and
- * the policy and writes each alert transition in a transaction of its own;
- * a report the store refuses stays pending and is retried by the next call
- * for that patient (res.report_error says why). */
+ * the policy, stores the beats the detector found (with any that waited
+ * from earlier calls) in one operation of their own, never one write per
+ * beat, then writes each alert transition in a transaction of its own;
+ * beats or a report the store refuses stay pending and are retried by the
+ * next call for that patient (res.report_error says why). A beat is stored
+ * once whatever the retries (ct_store_twin_beats_insert ignores a beat it
+ * holds); beats still pending when the process stops are lost, as pending
+ * reports are. begin refuses with CT_ELIMIT while max_pending_beats wait. */
 int ct_twin_ecg_begin(ct_twin *t, ct_store *st, const ct_fhir_ecg *ecg, const char *observation_id,
                       ct_twin_ticket **ticket, ct_twin_ingest_result *res, ct_error *err);
 int ct_twin_ecg_write(ct_twin_ticket *ticket, ct_store *st, ct_error *err);
@@ -190,13 +202,17 @@ int ct_twin_ingest_ecg(ct_twin *t, ct_store *st, const ct_fhir_ecg *ecg, const c
                        ct_twin_ingest_result *res, ct_error *err);
 
 /* Ends a patient's stream (discharge, end of a recording): the detector is
- * finished, the policy clears every open alert as ended by the stream, and
- * those reports are written. The next Observation starts a new stream.
+ * finished (its last beats are stored), the policy clears every open alert
+ * as ended by the stream, and those reports are written. The next
+ * Observation starts a new stream; so does one with another sampling rate
+ * or lead set, which finishes the old stream's detector the same way.
  * CT_ENOTFOUND when the patient has no live stream. */
 int ct_twin_stream_end(ct_twin *t, ct_store *st, const char *patient_id, ct_error *err);
 
-/* Retries the alert transitions still pending for every patient (after a
- * store failure); returns how many are still pending in *n_pending. */
+/* Retries the beats and alert transitions still pending for every patient
+ * (after a store failure); returns how many transitions are still pending
+ * in *n_pending (beats: ct_twin_live_read's beats_pending), and the last
+ * error if any write failed. */
 int ct_twin_flush(ct_twin *t, ct_store *st, size_t *n_pending, ct_error *err);
 
 /* Marks an alert acknowledged by `who` (audited as "acknowledge", in one
@@ -248,6 +264,7 @@ typedef struct ct_twin_live {
     size_t n_alerts;          /* open alerts, in rule order */
     ct_twin_live_alert alerts[CT_POLICY_N_RULES];
     size_t pending;           /* alert transitions waiting for the store */
+    size_t beats_pending;     /* beats waiting for the store */
     size_t memory_bytes;      /* what the twin holds for this patient */
 } ct_twin_live;
 

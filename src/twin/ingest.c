@@ -78,6 +78,7 @@ static void on_beat(void *ctx, const ct_ecg_beat *b0)
     b.sample += p->det_base;
     b.reported_at += p->det_base;
     p->call_beats++;
+    tw_beat_queue(p, &b);
     if (p->beats_cap) {
         ct_twin_live_beat *lb = &p->beats[p->beats_head];
         lb->sample = b.sample;
@@ -569,6 +570,18 @@ int ct_twin_ecg_begin(ct_twin *t, ct_store *st, const ct_fhir_ecg *ecg, const ch
                                 "no more ECG is taken until they are stored", p->id, p->n_pending, perr.msg);
         }
     }
+    /* Beats the store refused wait in the patient's queue; past
+     * max_pending_beats the ECG waits too, rather than the queue growing
+     * without bound. */
+    if (p->n_beat_q >= t->opt.max_pending_beats) {
+        size_t w = 0;
+        ct_error berr;
+        if (tw_beats_write(t, p, st, &w, &berr) != CT_OK && p->n_beat_q >= t->opt.max_pending_beats) {
+            tw_unlock(p);
+            return ct_error_set(err, CT_ELIMIT, "patient %s: %zu beats are waiting for the database (%s); no more "
+                                "ECG is taken until they are stored", p->id, p->n_beat_q, berr.msg);
+        }
+    }
     int64_t sid = 0, s_start = 0, s_n = 0;
     ct_error ferr;
     rc = ct_store_twin_source_find(st, p->id, observation_id, &sid, &s_start, &s_n, &ferr);
@@ -839,6 +852,18 @@ int ct_twin_ecg_end(ct_twin_ticket *tk, ct_store *st, int committed, ct_twin_ing
     apply(t, tk, res);
     res->beats = p->call_beats;
     res->stream_seq = p->stream.seq; /* as stored: a patient's earlier streams count */
+    /* The beats first, in one operation of their own: a report written
+     * next may count them, and a reader of /api/beats should find them. */
+    if (st) {
+        ct_error berr;
+        size_t w = 0;
+        if (tw_beats_write(t, p, st, &w, &berr) != CT_OK) {
+            res->report_error = berr.code;
+            snprintf(res->report_error_msg, sizeof res->report_error_msg, "%s", berr.msg);
+        }
+        res->beats_stored = w;
+    }
+    res->beats_pending = p->n_beat_q;
     if (st && p->n_pending) {
         ct_error perr;
         size_t w = 0;

@@ -29,6 +29,7 @@ void ct_twin_options_default(ct_twin_options *o)
     o->live_seconds = 30.0;
     o->live_beats = 512;
     o->max_pending = 256;
+    o->max_pending_beats = 20000;
     o->max_sources = 100;
     o->lock_timeout_ms = 10000;
     o->stream_idle_end_s = 86400;
@@ -49,6 +50,9 @@ static int check_options(const ct_twin_options *o, ct_error *err)
         return ct_error_set(err, CT_EINVAL, "twin: live_beats %zu is outside 16..65536", o->live_beats);
     if (o->max_pending < 8 || o->max_pending > 65536)
         return ct_error_set(err, CT_EINVAL, "twin: max_pending %zu is outside 8..65536", o->max_pending);
+    if (o->max_pending_beats < 1000 || o->max_pending_beats > 1000000)
+        return ct_error_set(err, CT_EINVAL, "twin: max_pending_beats %zu is outside 1000..1000000",
+                            o->max_pending_beats);
     if (o->max_sources < 1 || o->max_sources > 1000)
         return ct_error_set(err, CT_EINVAL, "twin: max_sources %zu is outside 1..1000", o->max_sources);
     if (!(o->stream_idle_end_s >= 60 && o->stream_idle_end_s <= 365 * 86400.0))
@@ -139,6 +143,7 @@ static void patient_free(tw_patient *p)
         return;
     tw_analysis_free(p);
     tw_pending_clear(p);
+    tw_beats_free(p);
     for (int r = 0; r < CT_POLICY_N_RULES; r++)
         if (p->open[r]) {
             p->open[r]->open = 0;
@@ -409,8 +414,10 @@ int ct_twin_flush(ct_twin *t, ct_store *st, size_t *n_pending, ct_error *err)
             ret = rc;
             continue;
         }
+        size_t w = 0;
+        if (p->n_beat_q && (rc = tw_beats_write(t, p, st, &w, err)) != CT_OK)
+            ret = rc;
         if (p->n_pending) {
-            size_t w = 0;
             rc = tw_pending_write(t, p, st, &w, err);
             if (rc)
                 ret = rc;
@@ -443,8 +450,17 @@ int ct_twin_stream_end(ct_twin *t, ct_store *st, const char *patient_id, ct_erro
     if (rc == CT_OK) {
         tw_analysis_finish(t, p);
         p->has_stream = 0;
+        /* The detector's last beats came out of finish: stored first, and
+         * whatever happens to them the reports are still tried. */
         size_t w = 0;
+        ct_error berr;
+        int brc = tw_beats_write(t, p, st, &w, &berr);
         rc = tw_pending_write(t, p, st, &w, err);
+        if (rc == CT_OK && brc != CT_OK) {
+            rc = brc;
+            if (err)
+                *err = berr;
+        }
     }
     tw_unlock(p);
     return rc;
@@ -477,7 +493,8 @@ static size_t patient_bytes(const tw_patient *p)
 {
     return sizeof *p + ct_ecg_detector_memory_bytes(p->det) + ct_policy_eval_memory_bytes(p->ev) +
            p->ring_cap * (size_t)(p->n_leads > 0 ? p->n_leads : 0) * sizeof(int16_t) +
-           p->beats_cap * sizeof *p->beats + p->cap_pending * sizeof *p->pending;
+           p->beats_cap * sizeof *p->beats + p->cap_pending * sizeof *p->pending +
+           p->cap_beat_q * sizeof *p->beat_q;
 }
 
 size_t ct_twin_patient_memory_bytes(const ct_twin *t, const char *patient_id)
@@ -578,6 +595,7 @@ int ct_twin_live_read(ct_twin *t, const char *patient_id, double seconds, ct_twi
         la->acknowledged = a->acknowledged;
     }
     out->pending = p->n_pending;
+    out->beats_pending = p->n_beat_q;
     out->memory_bytes = patient_bytes(p);
     tw_unlock(p);
     if (rc)

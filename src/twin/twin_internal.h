@@ -87,6 +87,11 @@ typedef struct tw_patient {
     size_t n_pending, cap_pending;
     int pending_overflow;          /* a transition could not even be queued */
 
+    /* beats found and not yet stored (beats.c), oldest first */
+    ct_store_twin_beat *beat_q;
+    size_t n_beat_q, cap_beat_q;
+    size_t beats_lost;             /* could not even be queued (out of memory); said once */
+
     /* per call */
     size_t call_beats;
 } tw_patient;
@@ -138,6 +143,14 @@ void tw_analysis_free(tw_patient *p);
 /* Finishes the detector and the policy (alerts cleared as ended). */
 void tw_analysis_finish(ct_twin *t, tw_patient *p);
 
+/* beats.c: the beats the detector found, queued in on_beat and stored in
+ * batches outside any transaction (never one per beat). */
+void tw_beat_queue(tw_patient *p, const ct_ecg_beat *b);
+/* Stores every queued beat in one operation; on failure they stay queued
+ * (for the next call) and err says why. *stored: beats written. */
+int tw_beats_write(ct_twin *t, tw_patient *p, ct_store *st, size_t *stored, ct_error *err);
+void tw_beats_free(tw_patient *p);
+
 /* report.c */
 /* Queues a policy transition (called from the policy's sink). */
 void tw_pending_add(ct_twin *t, tw_patient *p, const ct_policy_alert *a);
@@ -152,13 +165,14 @@ int tw_end_orphan_alerts(ct_twin *t, ct_store *st, ct_error *err);
 /* Writes the detector Device if absent. */
 int tw_device_ensure(ct_twin *t, ct_store *st, ct_error *err);
 
-/* index.c: search index rows of a resource the twin writes */
+/* index.c: search index rows of a resource the twin writes, by the fhir
+ * room's extractor. tw_index_free is safe after a failed extract. */
 typedef struct tw_index {
-    ct_store_index_entry e[64];
+    ct_store_index_entry *e;
     size_t n;
-    char text[64][CT_FHIR_TYPE_MAX + CT_FHIR_ID_MAX + 2];
-    size_t n_text;
+    ct_fhir_index src;
 } tw_index;
 int tw_index_extract(const json_t *res, const char *type, tw_index *out);
+void tw_index_free(tw_index *x);
 
 #endif
