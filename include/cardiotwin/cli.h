@@ -57,5 +57,6 @@ int ct_cmd_detect(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_audit(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_stream(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_token(const ct_cli *cli, int argc, char **argv);
+int ct_cmd_user(const ct_cli *cli, int argc, char **argv);
 
 #endif

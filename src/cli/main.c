@@ -21,6 +21,7 @@ static const ct_cli_command commands[] = {
     {"audit", "verify, checkpoint and export the tamper-evident audit log", ct_cmd_audit},
     {"stream", "replay a WFDB record to a FHIR server as ECG Observations", ct_cmd_stream},
     {"token", "create, list and revoke the API's bearer tokens", ct_cmd_token},
+    {"user", "create, list, disable and unlock dashboard users; set passwords", ct_cmd_user},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,7 +1,16 @@
-/* http room, credentials: who a request's bearer token belongs to.
- * authorize() in router.c is the one caller of ct_http_authenticate and
- * the one place routes' scopes are compared with the caller's; this file
- * turns an Authorization header into a ct_http_caller.
+/* http room, credentials: who a request's bearer token or session cookie
+ * belongs to. authorize() in router.c is the one caller of
+ * ct_http_authenticate for routed requests and the one place routes'
+ * scopes are compared with the caller's; this file turns an Authorization
+ * header, or without one the ct_session cookie (sessions.c checks it), into
+ * a ct_http_caller. A Bearer header wins over a cookie: a script that sends
+ * a token means the token, whatever cookies the client also holds.
+ *
+ * The WebSocket feed calls ct_http_authenticate too, with a ct_http_req it
+ * builds from the upgrade request where only conn, srv, ri and store are
+ * set: this file reads nothing else (request_id may be empty, which only
+ * shortens a log line), and the caller must return req->store to the pool
+ * (ct_http_store_release) as the router does.
  *
  * The one idea: the token is hashed (SHA-256) and the hash is looked up in
  * the database through a unique index, on every request. The secret is
@@ -40,8 +49,21 @@ ct_http_auth_result ct_http_authenticate(ct_http_req *req, const char **why)
     static const char *const unknown = "the access token is not one this server issued (or it was mistyped)";
     *why = "";
     const char *h = mg_get_header(req->conn, "Authorization");
-    if (!h)
-        return CT_HTTP_AUTH_NONE;
+    if (!h) {
+        char cookie[CT_HTTP_SECRET_LEN + 2];
+        int got = ct_http_cookie_get(mg_get_header(req->conn, "Cookie"), CT_HTTP_SESSION_COOKIE, cookie, sizeof cookie);
+        if (got == 0)
+            return CT_HTTP_AUTH_NONE;
+        if (got < 0) {
+            /* Two session cookies (or one too long to be ours): which one
+             * the client meant is not ours to guess. */
+            *why = "the request carries a session cookie this server did not set; log in again";
+            return CT_HTTP_AUTH_INVALID;
+        }
+        ct_http_auth_result r = ct_http_session_check(req, cookie, why);
+        OPENSSL_cleanse(cookie, sizeof cookie);
+        return r;
+    }
     /* RFC 6750 2.1: the scheme is case-insensitive, then one or more spaces. */
     if (strncasecmp(h, "Bearer ", 7) != 0) {
         *why = "the Authorization header must be 'Bearer TOKEN'";
@@ -85,6 +107,9 @@ ct_http_auth_result ct_http_authenticate(ct_http_req *req, const char **why)
         return CT_HTTP_AUTH_UNAVAILABLE;
     }
     int64_t now = now_ms();
+    /* Named even when refused, for the audit of the refusal (router.c). */
+    snprintf(req->caller.refused_name, sizeof req->caller.refused_name, "%s", tok.name);
+    snprintf(req->caller.refused_role, sizeof req->caller.refused_role, "%s", tok.role);
     switch (ct_http_token_state_at(&tok, now)) {
     case CT_HTTP_TOKEN_REVOKED:
         *why = "the access token was revoked; ask an administrator for a new one";
@@ -96,6 +121,7 @@ ct_http_auth_result ct_http_authenticate(ct_http_req *req, const char **why)
         break;
     }
     ct_http_caller *c = &req->caller;
+    c->refused_name[0] = c->refused_role[0] = '\0';
     c->authenticated = 1;
     c->token_id = tok.id;
     snprintf(c->subject, sizeof c->subject, "%s", tok.name);

@@ -11,7 +11,15 @@
  * response is written civetweb considers the response started, so
  * response.c then writes the final head itself and closes the connection
  * afterwards (a reconnection for the clients, curl among them, that wait
- * for 100 before sending more than 1 MiB). */
+ * for 100 before sending more than 1 MiB).
+ *
+ * A body must also keep coming: after BODY_GRACE_MS it must have averaged
+ * BODY_MIN_BYTES_PER_S, or the read stops (CT_EIO) and the connection
+ * closes. civetweb bounds each read call by request_timeout_ms but not
+ * their sum, so without this a client sending one byte every few seconds
+ * would hold a worker for as long as it liked (docs/security.md, "Rate
+ * limits and slow clients"). 8 KiB/s is a 64 kbit/s link: any gateway
+ * that can stream ECG sends faster. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +32,15 @@
  * reset (closing a socket with unread input sends RST, which may destroy
  * the response in flight). Past it the connection is simply closed. */
 #define BODY_DRAIN_MAX (1024 * 1024)
+#define BODY_GRACE_MS 2000
+#define BODY_MIN_BYTES_PER_S 8192
+
+/* 1 while `used` bytes after `elapsed_us` is fast enough to go on. */
+static int body_pace_ok(size_t used, int64_t elapsed_us)
+{
+    int64_t over_ms = elapsed_us / 1000 - BODY_GRACE_MS;
+    return over_ms <= 0 || (int64_t)used >= over_ms * BODY_MIN_BYTES_PER_S / 1000;
+}
 
 static void drain(ct_http_req *req)
 {
@@ -67,6 +84,7 @@ int ct_http_read_body(ct_http_req *req, char **out, size_t *len)
     if (!buf)
         return CT_ENOMEM;
     size_t used = 0;
+    const int64_t start_us = ct_http_now_us();
     for (;;) {
         if (declared >= 0 && used == (size_t)declared)
             break;
@@ -90,6 +108,10 @@ int ct_http_read_body(ct_http_req *req, char **out, size_t *len)
         if (r == 0)
             break;
         used += (size_t)r;
+        if (!body_pace_ok(used, ct_http_now_us() - start_us)) {
+            free(buf);
+            return CT_EIO;
+        }
         if (used > (size_t)max) {
             free(buf);
             drain(req);
