@@ -55,7 +55,7 @@ typedef struct ct_audit_actor {
  * fixed list of ct_audit_action_known(): create read vread update patch
  * delete search history export import login logout token-create
  * token-revoke user-create user-update user-delete alert acknowledge
- * policy-change. */
+ * policy-change audit-read. */
 typedef struct ct_audit_entry {
     int64_t time_ms;             /* UTC ms; 0: now */
     ct_audit_actor actor;
@@ -84,6 +84,17 @@ int ct_audit_append(ct_store *st, const ct_audit_entry *e, ct_audit_record *out,
 
 /* 1 when action is one of the actions above. */
 int ct_audit_action_known(const char *action);
+/* The i-th known action (0, 1, ...), NULL past the last: for searches that
+ * name actions by their FHIR codes. */
+const char *ct_audit_action_at(size_t i);
+/* Its AuditEvent.action: 'C', 'R', 'U', 'D' or 'E' ('E' when unknown). */
+char ct_audit_action_crude(const char *action);
+/* The subtype coding (besides the cardiotwin action code) that
+ * ct_audit_record_to_fhir gives an entry of this action, holding a resource
+ * type (has_type) and id (has_id): a restful-interaction code ("read",
+ * "search-type", "history-instance") or a DICOM one ("110122" Login).
+ * 1 with *system and *code set; 0 when the action has none. */
+int ct_audit_action_subtype(const char *action, int has_type, int has_id, const char **system, const char **code);
 
 /* The local user running this process (getpwuid of the effective uid, else
  * "uid N"), as an actor with role "operator" and client "cli"; name points

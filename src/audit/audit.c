@@ -61,6 +61,9 @@ static const ct_audit_action_map actions[] = {
     {"alert", DCM, "110100", "Application Activity", NULL, NULL, NULL, 'C', 0},
     {"acknowledge", DCM, "110100", "Application Activity", NULL, NULL, NULL, 'U', 0},
     {"policy-change", DCM, "110113", "Security Alert", DCM, "110131", "Software Configuration", 'U', 0},
+    /* GET /fhir/AuditEvent: the log itself was read (DICOM "Audit Log
+     * Used"); the auditor receives the entries. */
+    {"audit-read", DCM, "110101", "Audit Log Used", NULL, NULL, NULL, 'R', 1},
 };
 
 const ct_audit_action_map *ct_audit_action_lookup(const char *action)
@@ -76,6 +79,36 @@ const ct_audit_action_map *ct_audit_action_lookup(const char *action)
 int ct_audit_action_known(const char *action)
 {
     return ct_audit_action_lookup(action) != NULL;
+}
+
+const char *ct_audit_action_at(size_t i)
+{
+    return i < sizeof actions / sizeof actions[0] ? actions[i].action : NULL;
+}
+
+char ct_audit_action_crude(const char *action)
+{
+    const ct_audit_action_map *m = ct_audit_action_lookup(action);
+    return m ? m->crude : 'E';
+}
+
+int ct_audit_action_subtype(const char *action, int has_type, int has_id, const char **system, const char **code)
+{
+    const ct_audit_action_map *m = ct_audit_action_lookup(action);
+    *system = *code = NULL;
+    if (!m)
+        return 0;
+    const char *c = m->sub_code;
+    /* A search or a history names its scope by what the entry holds. */
+    if (!c && strcmp(m->action, "search") == 0)
+        c = has_type ? "search-type" : "search-system";
+    else if (!c && strcmp(m->action, "history") == 0)
+        c = has_id ? "history-instance" : has_type ? "history-type" : "history-system";
+    if (!c)
+        return 0;
+    *system = m->sub_system;
+    *code = c;
+    return 1;
 }
 
 /* ---- field checks ------------------------------------------------------------- */

@@ -239,15 +239,10 @@ json_t *ct_audit_record_to_fhir(const ct_audit_record *r)
         bad |= json_object_set_new(ev, "type", coding(SYS_DCM, "110100", "Application Activity"));
     json_t *sub = json_array();
     bad |= !sub || json_object_set_new(ev, "subtype", sub);
-    if (!bad && m) {
-        const char *code = m->sub_code;
-        if (!code && strcmp(m->action, "search") == 0)
-            code = r->resource_type[0] ? "search-type" : "search-system";
-        else if (!code && strcmp(m->action, "history") == 0)
-            code = r->resource_id[0] ? "history-instance" : r->resource_type[0] ? "history-type" : "history-system";
-        if (code)
-            bad |= json_array_append_new(sub, coding(m->sub_system, code, m->sub_display ? m->sub_display : code));
-    }
+    const char *sub_system, *code;
+    if (!bad && m && ct_audit_action_subtype(r->action, r->resource_type[0] != 0, r->resource_id[0] != 0,
+                                             &sub_system, &code))
+        bad |= json_array_append_new(sub, coding(sub_system, code, m->sub_display ? m->sub_display : code));
     bad |= bad || json_array_append_new(sub, coding(CT_AUDIT_CS_ACTION, r->action, NULL));
     char crude[2] = {m ? m->crude : 'E', '\0'};
     bad |= bad || json_object_set_new(ev, "action", json_string(crude)) ||

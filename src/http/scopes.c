@@ -134,6 +134,19 @@ int ct_http_scope_parse(const char *s, size_t n, ct_http_scope *out)
 
 /* ---- a set of scopes ---------------------------------------------------------------------- */
 
+/* The audit log is not patient data that a wildcard hands out: a
+ * clinician's user/ wildcard reads every resource, not who read them. Only
+ * a scope naming AuditEvent, or the system/ wildcard (the admin's), reaches it, and
+ * never a patient/ one: the log is about everyone. */
+static int audit_withheld(const ct_http_scope *sc, const char *type)
+{
+    if (strcmp(type, "AuditEvent") != 0)
+        return 0;
+    if (sc->ctx == CT_HTTP_CTX_PATIENT)
+        return 1;
+    return strcmp(sc->type, "*") == 0 && sc->ctx != CT_HTTP_CTX_SYSTEM;
+}
+
 ct_http_grant ct_http_scopes_grant(const char *granted, const char *type, unsigned perms)
 {
     if (!granted || !type || !*type || !perms || (perms & ~CT_HTTP_PERM_ALL))
@@ -148,7 +161,7 @@ ct_http_grant ct_http_scopes_grant(const char *granted, const char *type, unsign
         size_t n = strcspn(p, " ");
         ct_http_scope sc;
         if (n && ct_http_scope_parse(p, n, &sc) == 0 && !sc.has_query &&
-            (strcmp(sc.type, "*") == 0 || strcmp(sc.type, type) == 0)) {
+            (strcmp(sc.type, "*") == 0 || strcmp(sc.type, type) == 0) && !audit_withheld(&sc, type)) {
             ct_http_grant g = sc.ctx == CT_HTTP_CTX_PATIENT ? CT_HTTP_GRANT_PATIENT : CT_HTTP_GRANT_ALL;
             for (int b = 0; b < 5; b++)
                 if ((sc.perms & (1u << b)) && g > best[b])

@@ -31,6 +31,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "http_internal.h"
 
@@ -252,6 +253,8 @@ int ct_http_tls_load(ct_http_server *srv, int strict_key_mode, ct_error *err)
 
 void ct_http_tls_release(ct_http_server *srv)
 {
+    sk_X509_pop_free(srv->client_cas, X509_free);
+    srv->client_cas = NULL;
     X509_free(srv->cert);
     srv->cert = NULL;
     sk_X509_pop_free(srv->chain, X509_free);
@@ -259,6 +262,8 @@ void ct_http_tls_release(ct_http_server *srv)
     EVP_PKEY_free(srv->key);
     srv->key = NULL;
 }
+
+static int configure_client_verify(ct_http_server *srv, SSL_CTX *ctx, ct_error *err);
 
 int ct_http_tls_configure(ct_http_server *srv, SSL_CTX *ctx, ct_error *err)
 {
@@ -297,5 +302,127 @@ int ct_http_tls_configure(ct_http_server *srv, SSL_CTX *ctx, ct_error *err)
         return ct_error_set(err, CT_ETLS, "private key %s does not match certificate %s",
                             srv->key_path, srv->cert_path);
     }
+    return srv->client_cas ? configure_client_verify(srv, ctx, err) : 0;
+}
+
+/* ---- mutual TLS ------------------------------------------------------------------------------
+ * A gateway may prove at the handshake that it holds a certificate signed
+ * by a CA the operator named (--client-ca). The chain is checked by
+ * OpenSSL against those CAs only (not the system's store: a public CA
+ * vouches for domain names, not for our devices), for client use
+ * (extendedKeyUsage clientAuth when present), at most
+ * CT_HTTP_CLIENT_VERIFY_DEPTH certificates deep. Required mode also refuses
+ * a handshake without a certificate; optional mode verifies one when it is
+ * presented, and a bad one fails the handshake in both. The certificate
+ * authenticates the connection; the bearer token still names the caller
+ * and its scopes. */
+
+int ct_http_tls_load_client_ca(ct_http_server *srv, ct_error *err)
+{
+    const char *path = srv->opt.client_ca_file;
+    if (!path)
+        return 0;
+    char *buf;
+    size_t len, cap;
+    int rc = read_pem(path, "client CA file", 0, 0, &buf, &len, &cap, err);
+    if (rc != 0)
+        return rc;
+    BIO *bio = BIO_new_mem_buf(buf, (int)len);
+    srv->client_cas = sk_X509_new_null();
+    if (!bio || !srv->client_cas) {
+        BIO_free(bio);
+        OPENSSL_free(buf);
+        return ct_error_set(err, CT_ENOMEM, "out of memory reading %s", path);
+    }
+    char why[256];
+    ERR_clear_error();
+    for (int i = 1;; i++) {
+        X509 *ca = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+        if (!ca) {
+            unsigned long e = ERR_peek_last_error();
+            if (i > 1 && ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+                ERR_clear_error();
+                break;
+            }
+            rc = i == 1 ? ct_error_set(err, CT_ETLS, "client CA file %s: no PEM certificate could be read (%s)", path,
+                                       openssl_reason(why, sizeof why))
+                        : ct_error_set(err, CT_ETLS, "client CA file %s: certificate #%d is malformed (%s)", path, i,
+                                       openssl_reason(why, sizeof why));
+            break;
+        }
+        /* A leaf given by mistake would "trust" one gateway and never
+         * verify anything it signs; say so at start. */
+        if (X509_check_ca(ca) < 1) {
+            char name[256];
+            X509_NAME_oneline(X509_get_subject_name(ca), name, sizeof name);
+            X509_free(ca);
+            rc = ct_error_set(err, CT_ETLS, "client CA file %s: certificate #%d (%s) is not a CA certificate "
+                              "(no basicConstraints CA:TRUE)", path, i, name);
+            break;
+        }
+        if (!sk_X509_push(srv->client_cas, ca)) {
+            X509_free(ca);
+            rc = ct_error_set(err, CT_ENOMEM, "out of memory reading %s", path);
+            break;
+        }
+        if (X509_cmp_current_time(X509_get0_notAfter(ca)) <= 0)
+            ct_http_log(srv, CT_HTTP_LOG_WARNING, "client CA file %s: certificate #%d has expired: no client "
+                        "certificate it signed will verify", path, i);
+    }
+    BIO_free(bio);
+    OPENSSL_free(buf);
+    if (rc == 0)
+        ct_http_log(srv, CT_HTTP_LOG_INFO, "mutual TLS: %d CA certificate%s from %s, client certificate %s",
+                    sk_X509_num(srv->client_cas), sk_X509_num(srv->client_cas) == 1 ? "" : "s", path,
+                    srv->opt.client_cert_required ? "required" : "optional");
+    return rc;
+}
+
+static int configure_client_verify(ct_http_server *srv, SSL_CTX *ctx, ct_error *err)
+{
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    if (!store || !names) {
+        X509_STORE_free(store);
+        sk_X509_NAME_free(names);
+        return ct_error_set(err, CT_ENOMEM, "out of memory configuring mutual TLS");
+    }
+    for (int i = 0; i < sk_X509_num(srv->client_cas); i++) {
+        X509 *ca = sk_X509_value(srv->client_cas, i);
+        X509_NAME *nm = X509_NAME_dup(X509_get_subject_name(ca));
+        if (X509_STORE_add_cert(store, ca) != 1 || !nm || !sk_X509_NAME_push(names, nm)) {
+            X509_NAME_free(nm);
+            X509_STORE_free(store);
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            ERR_clear_error();
+            return ct_error_set(err, CT_ETLS, "client CA file: certificate #%d cannot be trusted by OpenSSL",
+                                i + 1);
+        }
+    }
+    X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+    /* The context takes both over. The CA names tell a client with several
+     * certificates which one to present. */
+    SSL_CTX_set_cert_store(ctx, store);
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (srv->opt.client_cert_required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       NULL);
+    SSL_CTX_set_verify_depth(ctx, CT_HTTP_CLIENT_VERIFY_DEPTH);
     return 0;
+}
+
+void ct_http_tls_peer(ct_http_req *req)
+{
+    req->peer_subject[0] = '\0';
+    req->peer_sha256[0] = '\0';
+    const struct mg_request_info *ri = req->ri;
+    X509 *cert = ri && ri->client_cert ? ri->client_cert->peer_cert : NULL;
+    if (!cert)
+        return;
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(bio, req->peer_subject, (int)sizeof req->peer_subject - 1);
+        req->peer_subject[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(bio);
+    ct_http_tls_fingerprint(cert, req->peer_sha256, sizeof req->peer_sha256);
 }

@@ -164,7 +164,8 @@ static void test_roles(void **state)
         const char *granted[6];
     } want[] = {
         {"device", {"", "c", "", "r", "", ""}},
-        {"clinician", {"rs", "rs", "rs", "rs", "rs", "rs"}},
+        /* The user/ wildcard does not reach the audit log (scopes.c). */
+        {"clinician", {"rs", "rs", "rs", "rs", "rs", ""}},
         {"auditor", {"", "", "", "", "", "rs"}},
         {"admin", {"cruds", "cruds", "cruds", "cruds", "cruds", "cruds"}},
     };

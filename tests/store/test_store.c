@@ -260,10 +260,16 @@ static void test_newer_schema_refused(void **state)
     ct_store_close(f->st);
     f->st = NULL;
     sqlite3 *db = raw_open(f->path);
-    raw_exec(db, "INSERT INTO schema_migration VALUES (7, '0007_future.sql', "
-                 "'0000000000000000000000000000000000000000000000000000000000000000', 1)");
-    raw_exec(db, "PRAGMA user_version = 7");
+    /* One version past the newest this build knows, whatever that is. */
+    int future = ct_store_schema_version_latest() + 1;
+    char sql[256], future_msg[64];
+    snprintf(sql, sizeof sql, "INSERT INTO schema_migration VALUES (%d, '%04d_future.sql', "
+             "'0000000000000000000000000000000000000000000000000000000000000000', 1)", future, future);
+    raw_exec(db, sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", future);
+    raw_exec(db, sql);
     sqlite3_close(db);
+    snprintf(future_msg, sizeof future_msg, "schema version %d is newer", future);
 
     ct_error err = {0};
     ct_store *st = NULL;
@@ -271,8 +277,8 @@ static void test_newer_schema_refused(void **state)
     assert_null(st);
     assert_int_equal(err.code, CT_EVERSION);
     char want[PATH_MAX + 128];
-    snprintf(want, sizeof want, "%s: schema version 7 is newer than this cardiotwin (knows up to %d); "
-             "upgrade cardiotwin", f->path, ct_store_schema_version_latest());
+    snprintf(want, sizeof want, "%s: schema version %d is newer than this cardiotwin (knows up to %d); "
+             "upgrade cardiotwin", f->path, future, ct_store_schema_version_latest());
     assert_string_equal(err.msg, want);
 
     /* A schema_migration row alone (user_version untouched) is refused too. */
@@ -280,7 +286,7 @@ static void test_newer_schema_refused(void **state)
     raw_exec(db, "PRAGMA user_version = 1");
     sqlite3_close(db);
     assert_int_equal(ct_store_open(f->path, &st, &err), CT_EVERSION);
-    assert_contains(err.msg, "schema version 7 is newer");
+    assert_contains(err.msg, future_msg);
 }
 
 static void test_tampered_migration_refused(void **state)
