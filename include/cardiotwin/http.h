@@ -31,6 +31,12 @@
 #define CT_HTTP_DEFAULT_PUSH_INTERVAL_MS 5000L
 #define CT_HTTP_MAX_PUSH_INTERVAL_MS 3600000L
 #define CT_HTTP_MAX_DEMO_PATIENTS 16
+/* One Observation a second per demo patient keeps the database of a demo
+ * left running small; a bedside gateway that feeds a live display posts
+ * more often (--demo-chunk-ms 100 shows what that costs and gains). */
+#define CT_HTTP_DEFAULT_DEMO_CHUNK_MS 1000
+#define CT_HTTP_MIN_DEMO_CHUNK_MS 100
+#define CT_HTTP_MAX_DEMO_CHUNK_MS 1000
 #define CT_HTTP_DEFAULT_RATE_PER_S 200.0
 #define CT_HTTP_DEFAULT_RATE_BURST 400.0
 
@@ -57,6 +63,10 @@ typedef struct ct_http_access {
     int64_t body_bytes;        /* response body bytes sent (0 for HEAD) */
     int64_t duration_us;       /* from routing to the last byte written */
     const char *subject;       /* the authenticated caller, "-" when none */
+    /* Mutual TLS: the verified client certificate of the connection, or
+     * NULL for both when it presented none. */
+    const char *client_cert_subject;  /* RFC 2253 */
+    const char *client_cert_sha256;   /* "AB:CD:..." */
 } ct_http_access;
 
 typedef enum ct_http_log_level {
@@ -95,6 +105,9 @@ typedef struct ct_http_options {
     int demo_patients;         /* 0: none; else this many synthetic patients (the synth room)
                                 * are streamed live into the twin, 1..CT_HTTP_MAX_DEMO_PATIENTS;
                                 * needs db_path */
+    int demo_chunk_ms;         /* each demo Observation covers this long (a gateway's posting
+                                * interval): CT_HTTP_MIN_DEMO_CHUNK_MS..CT_HTTP_MAX_DEMO_CHUNK_MS,
+                                * a multiple of 25; 0: CT_HTTP_DEFAULT_DEMO_CHUNK_MS */
     /* Mutual TLS for device gateways (docs/security.md). */
     const char *client_ca_file;/* PEM CA bundle that signs gateway certificates; NULL: off */
     int client_cert_required;  /* with client_ca_file: 1 refuses a handshake without a
@@ -220,5 +233,70 @@ typedef enum ct_http_token_state {
 /* What the server would make of the token at now_ms; "active", "expired", "revoked". */
 ct_http_token_state ct_http_token_state_at(const ct_store_token *t, int64_t now_ms);
 const char *ct_http_token_state_name(ct_http_token_state s);
+
+/* ---- dashboard users (users.c, sessions.c; docs/security.md, "Users and login") ----
+ * A user is a person who logs in to the dashboard with a name and a
+ * password and then holds a session cookie. Users have the tokens' roles
+ * (clinician, auditor, admin: a device has a token, not a password) and may
+ * be bound to a patient like a token. Passwords are stored as scrypt
+ * output; every change is written to the audit log in the same
+ * transaction as the row. */
+#define CT_HTTP_PASSWORD_MIN 12      /* characters (bytes) */
+#define CT_HTTP_PASSWORD_MAX 1024
+#define CT_HTTP_LOGIN_MAX_FAILURES 5 /* consecutive failures that lock an account ... */
+#define CT_HTTP_LOGIN_LOCK_MS (15LL * 60 * 1000) /* ... for this long */
+#define CT_HTTP_SESSION_IDLE_MS (30LL * 60 * 1000)
+#define CT_HTTP_SESSION_MAX_MS (12LL * 3600 * 1000)
+
+/* A KDF and its parameters, as stored with each user. */
+typedef struct ct_http_kdf_params {
+    char kdf[16];                /* "scrypt" or "pbkdf2-sha256" */
+    int64_t cost;                /* scrypt N (a power of two), or PBKDF2 iterations */
+    int64_t block;               /* scrypt r; 1 for PBKDF2 */
+    int64_t parallel;            /* scrypt p; 1 for PBKDF2 */
+} ct_http_kdf_params;
+
+/* The parameters new passwords get: scrypt N=2^17, r=8, p=1 (128 MiB). */
+void ct_http_kdf_default(ct_http_kdf_params *p);
+/* Checks parameters against what this build will run (no more than 1 GiB
+ * of memory or about a minute of CPU for one hash): stored parameters come
+ * from a file, and a row with absurd ones must not take the server down. */
+int ct_http_kdf_check(const ct_http_kdf_params *p, ct_error *err);
+/* Derives the 32-byte hash of the password (n bytes) with salt. */
+int ct_http_password_hash(const ct_http_kdf_params *p, const char *password, size_t n, const unsigned char *salt,
+                          size_t salt_len, unsigned char out[32], ct_error *err);
+/* *match = 1 when the password is the user's (the comparison takes the
+ * same time wherever the hashes differ). */
+int ct_http_password_check(const ct_store_user *u, const char *password, size_t n, int *match, ct_error *err);
+
+typedef struct ct_http_user_spec {
+    const char *name;            /* [A-Za-z][A-Za-z0-9._-]*, at most 64; never used before */
+    const char *role;            /* clinician, auditor or admin */
+    const char *patient;         /* NULL or "": not bound; else an existing Patient (clinician only) */
+    const char *password;        /* CT_HTTP_PASSWORD_MIN..MAX bytes, no control characters */
+    size_t password_len;
+    const ct_http_kdf_params *kdf; /* NULL: ct_http_kdf_default (tests pass cheaper ones) */
+    int64_t now_ms;              /* 0: the clock */
+} ct_http_user_spec;
+
+/* Makes a user with a "user-create" audit entry by `by`, in one
+ * transaction. CT_EINVAL for a bad name, role, password or binding;
+ * CT_ENOTFOUND when the patient is not a stored Patient; CT_EEXIST when the
+ * name was ever used. row (may be NULL) gets the stored row. */
+int ct_http_user_create(ct_store *st, const ct_http_user_spec *spec, const ct_audit_actor *by, ct_store_user *row,
+                        ct_error *err);
+/* A new password for user `name` (kdf NULL: the default parameters): clears
+ * the failure count and the lock and ends the user's open sessions, with a
+ * "user-update" audit entry. CT_ENOTFOUND: no such user. */
+int ct_http_user_set_password(ct_store *st, const char *name, const char *password, size_t n,
+                              const ct_http_kdf_params *kdf, const ct_audit_actor *by, ct_error *err);
+/* Disables user `name` for good and ends its sessions ("user-delete" audit
+ * entry). Already disabled: *already = 1, nothing written, returns 0. */
+int ct_http_user_disable(ct_store *st, const char *name, const ct_audit_actor *by, int *already, ct_error *err);
+/* Clears the failure count and the lock ("user-update" audit entry).
+ * *was_locked (may be NULL) says whether a lock was in force. */
+int ct_http_user_unlock(ct_store *st, const char *name, const ct_audit_actor *by, int *was_locked, ct_error *err);
+/* "active", "locked" (at now_ms) or "disabled". */
+const char *ct_http_user_state(const ct_store_user *u, int64_t now_ms);
 
 #endif

@@ -435,6 +435,86 @@ void ct_store_checkpoint_iter_close(ct_store_checkpoint_iter *it);
 int ct_store_audit_read_begin(ct_store *st, int *started, ct_error *err);
 void ct_store_audit_read_end(ct_store *st, int started);
 
+/* ---- searching the audit log (src/store/audit_search.c) ----------------------
+ * A query is an AND of clauses; a clause is an OR of terms; a term is an
+ * AND of at most CT_STORE_AUDIT_TERM_CONDS conditions on one row's
+ * columns. Values are always bound, never written into the SQL. The
+ * indexes of migrations 0002 and 0007 (patient, time, actor, action) make
+ * a selective clause one index walk; an unselective query is a scan of the
+ * log in seq order, stopped at the page. */
+#define CT_STORE_AUDIT_MAX_CLAUSES 16
+#define CT_STORE_AUDIT_MAX_TERMS 64       /* over the whole query */
+#define CT_STORE_AUDIT_TERM_CONDS 4
+#define CT_STORE_AUDIT_PAGE_MAX 200       /* rows one page may ask for */
+#define CT_STORE_AUDIT_OFFSET_MAX 1000000
+
+typedef enum ct_store_audit_col {
+    CT_STORE_AUDIT_COL_SEQ = 0,       /* integer */
+    CT_STORE_AUDIT_COL_TIME,          /* integer, time_ms */
+    CT_STORE_AUDIT_COL_OUTCOME,       /* integer */
+    CT_STORE_AUDIT_COL_ACTOR,         /* text from here on */
+    CT_STORE_AUDIT_COL_ROLE,
+    CT_STORE_AUDIT_COL_ACTION,
+    CT_STORE_AUDIT_COL_RESOURCE_TYPE,
+    CT_STORE_AUDIT_COL_RESOURCE_ID,
+    CT_STORE_AUDIT_COL_PATIENT,
+    CT_STORE_AUDIT_COL_REQUEST_ID,
+    CT_STORE_AUDIT_COL_DETAIL         /* PRESENT / ABSENT only (NULL or not) */
+} ct_store_audit_col;
+
+typedef enum ct_store_audit_op {
+    CT_STORE_AUDIT_EQ = 0,    /* text = text; integer = lo */
+    CT_STORE_AUDIT_RANGE,     /* integer in [lo, hi) */
+    CT_STORE_AUDIT_OUTSIDE,   /* integer not in [lo, hi) */
+    CT_STORE_AUDIT_PRESENT,   /* text <> ''; detail IS NOT NULL */
+    CT_STORE_AUDIT_ABSENT     /* text = ''; detail IS NULL */
+} ct_store_audit_op;
+
+typedef struct ct_store_audit_cond {
+    ct_store_audit_col col;
+    ct_store_audit_op op;
+    const char *text;         /* EQ on a text column */
+    int64_t lo, hi;           /* integer columns */
+} ct_store_audit_cond;
+
+typedef struct ct_store_audit_term {
+    size_t n;                 /* 0: matches nothing (a value that can never match) */
+    ct_store_audit_cond c[CT_STORE_AUDIT_TERM_CONDS];
+} ct_store_audit_term;
+
+typedef struct ct_store_audit_clause {
+    size_t n_terms;           /* >= 1, ORed */
+    const ct_store_audit_term *terms;
+} ct_store_audit_clause;
+
+typedef enum ct_store_audit_order {
+    CT_STORE_AUDIT_NEWEST_FIRST = 0,  /* seq descending: the log's own order, reversed */
+    CT_STORE_AUDIT_TIME_ASC,          /* time_ms, then seq */
+    CT_STORE_AUDIT_TIME_DESC
+} ct_store_audit_order;
+
+typedef struct ct_store_audit_query {
+    size_t n_clauses;         /* ANDed; 0: every entry */
+    ct_store_audit_clause clauses[CT_STORE_AUDIT_MAX_CLAUSES];
+    int64_t max_seq;          /* > 0: only entries 1..max_seq (a page's snapshot) */
+    ct_store_audit_order order;
+    int64_t offset;           /* 0..CT_STORE_AUDIT_OFFSET_MAX */
+    int count;                /* 0..CT_STORE_AUDIT_PAGE_MAX; 0: total only */
+} ct_store_audit_query;
+
+/* The SQL text of q: the page (count_only 0: "SELECT seq ... ORDER BY ...
+ * LIMIT ? OFFSET ?") or the total (count_only 1: "SELECT count(*) ...").
+ * Pure: exposed for tests. CT_EINVAL for a query outside the limits above
+ * (naming what), CT_ELIMIT when cap is too small. */
+int ct_store_audit_query_sql(const ct_store_audit_query *q, int count_only, char *sql, size_t cap,
+                             ct_error *err);
+/* Runs q: the seqs of the page's entries, in order, into seqs (cap >=
+ * q->count), *n of them; *total (may be NULL) every match. Read the
+ * entries with ct_store_audit_get; inside ct_store_audit_read_begin/_end
+ * both reads see one snapshot. */
+int ct_store_audit_find(ct_store *st, const ct_store_audit_query *q, int64_t *seqs, size_t cap, size_t *n,
+                        int64_t *total, ct_error *err);
+
 /* ---- the live twin's rows (src/store/twin_rows.c, migrations/0004_twin.sql) ---- */
 /* The twin room (include/cardiotwin/twin.h) owns what these rows mean;
  * these are its primitives. Samples are stream sample indices, times UTC ms.
@@ -612,5 +692,140 @@ int ct_store_token_revoke(ct_store *st, int64_t id, int64_t at_ms, const char *b
  * request. *written (may be NULL) says whether it wrote. */
 int ct_store_token_touch(ct_store *st, int64_t id, int64_t now_ms, int64_t min_interval_ms, int *written,
                          ct_error *err);
+
+/* ---- dashboard users and sessions (src/store/user_rows.c, migrations/0006_users.sql) ---- */
+/* The http room (include/cardiotwin/http.h: ct_http_user_create ...) owns
+ * what a password, a login and a session mean; these are their rows. A
+ * password is stored only as a KDF output with its KDF's name, parameters
+ * and salt; a session only as the SHA-256 of its cookie. Times are UTC ms,
+ * 0 for "none". Users are never deleted and names never reused. Each write
+ * is one operation (its own transaction or a savepoint of the caller's). */
+#define CT_STORE_USER_NAME_MAX 64
+#define CT_STORE_USER_SALT_MAX 64
+
+typedef struct ct_store_user {
+    int64_t id;                   /* set by insert */
+    char name[CT_STORE_USER_NAME_MAX + 1];    /* [A-Za-z][A-Za-z0-9._-]* */
+    char role[16];                /* "clinician", "auditor", "admin" */
+    char patient[65];             /* FHIR Patient id the user is bound to, "" if none */
+    char kdf[16];                 /* "scrypt" or "pbkdf2-sha256" */
+    int64_t kdf_cost;             /* scrypt N, or PBKDF2 iterations */
+    int64_t kdf_block;            /* scrypt r (1 for PBKDF2) */
+    int64_t kdf_parallel;         /* scrypt p (1 for PBKDF2) */
+    unsigned char salt[CT_STORE_USER_SALT_MAX];
+    size_t salt_len;              /* 16..CT_STORE_USER_SALT_MAX */
+    unsigned char hash[32];       /* the KDF's output */
+    int64_t created_ms;           /* 0 on insert: now */
+    char created_by[128];
+    int64_t password_ms;          /* when the password was set */
+    int64_t disabled_ms;          /* 0: active */
+    char disabled_by[128];
+    int64_t failed_count;         /* failed logins since the last success or lock */
+    int64_t locked_until_ms;      /* 0: not locked */
+    int64_t last_login_ms;        /* 0: never */
+} ct_store_user;
+
+/* Inserts; fills u->id (and created_ms, password_ms when 0). CT_EEXIST when
+ * the name is taken (ever); CT_EINVAL for a field the schema would refuse. */
+int ct_store_user_insert(ct_store *st, ct_store_user *u, ct_error *err);
+/* By id, or by name. CT_ENOTFOUND when none. */
+int ct_store_user_get(ct_store *st, int64_t id, ct_store_user *out, ct_error *err);
+int ct_store_user_get_by_name(ct_store *st, const char *name, ct_store_user *out, ct_error *err);
+/* Every user in id order; *out is malloc'd (NULL when none). */
+int ct_store_user_list(ct_store *st, ct_store_user **out, size_t *n_out, ct_error *err);
+/* Replaces the password fields (kdf, parameters, salt, hash) of user u->id
+ * with u's, sets password_ms to at_ms, and clears the failure count and the
+ * lock. CT_ENOTFOUND when there is no such user. */
+int ct_store_user_set_password(ct_store *st, const ct_store_user *u, int64_t at_ms, ct_error *err);
+/* Disables user id. CT_ENOTFOUND: no such user; CT_EEXIST: already
+ * disabled (nothing written). */
+int ct_store_user_disable(ct_store *st, int64_t id, int64_t at_ms, const char *by, ct_error *err);
+/* Writes the login bookkeeping: failure count, lock end (0: none) and, when
+ * last_login_ms > 0, the last successful login. */
+int ct_store_user_set_login_state(ct_store *st, int64_t id, int64_t failed_count, int64_t locked_until_ms,
+                                  int64_t last_login_ms, ct_error *err);
+
+typedef struct ct_store_session {
+    int64_t id;                   /* set by insert */
+    unsigned char cookie_sha256[32];
+    int64_t user_id;
+    char csrf[65];                /* 32..64 characters */
+    char client[64];              /* address it was opened from */
+    int64_t created_ms;
+    int64_t last_seen_ms;
+    int64_t idle_ms;              /* ends after this long without a request */
+    int64_t expires_ms;           /* ends then whatever happens */
+    int64_t ended_ms;             /* 0: open */
+    char end_reason[16];          /* "logout", "disabled", "password"; "" while open */
+} ct_store_session;
+
+/* Inserts an open session; fills s->id. The user must exist (CT_ENOTFOUND). */
+int ct_store_session_insert(ct_store *st, ct_store_session *s, ct_error *err);
+/* The session whose cookie hash this is (open or not) and its user (user
+ * may be NULL). CT_ENOTFOUND when none. One probe of a unique index. */
+int ct_store_session_find_hash(ct_store *st, const unsigned char sha256[32], ct_store_session *out,
+                               ct_store_user *user, ct_error *err);
+/* Sets last_seen_ms to now_ms unless it is already within min_interval_ms
+ * of it (one write per interval, not per request). */
+int ct_store_session_touch(ct_store *st, int64_t id, int64_t now_ms, int64_t min_interval_ms, ct_error *err);
+/* Ends session id (reason "logout" ...). *ended (may be NULL) is 0 when it
+ * had already ended (nothing written). CT_ENOTFOUND: no such session. */
+int ct_store_session_end(ct_store *st, int64_t id, int64_t at_ms, const char *reason, int *ended, ct_error *err);
+/* Ends every open session of user_id; *n_ended (may be NULL) says how many. */
+int ct_store_session_end_user(ct_store *st, int64_t user_id, int64_t at_ms, const char *reason, int *n_ended,
+                              ct_error *err);
+
+/* ---- the dashboard's reads (src/store/dash_rows.c; docs/dashboard.md) ---- */
+#define CT_STORE_RECORDS_LIST_MAX 10000
+
+/* The imported records (not the live twin's segments), by source and name,
+ * at most max (0 or more than CT_STORE_RECORDS_LIST_MAX: that limit).
+ * Comments are not read. *out is malloc'd (NULL when none). */
+int ct_store_records_list(ct_store *st, size_t max, ct_store_record **out, size_t *n_out, ct_error *err);
+/* The patient with this row id (a record's patient_id). CT_ENOTFOUND. */
+int ct_store_patient_by_id(ct_store *st, int64_t id, ct_store_patient *out, ct_error *err);
+/* The patient's stream (live or ended) that began last at or before t_ms:
+ * the one holding that time if any does. CT_ENOTFOUND when none. */
+int ct_store_twin_stream_at(ct_store *st, const char *patient, int64_t t_ms, ct_store_twin_stream *out,
+                            ct_error *err);
+/* The stream's segments overlapping stream samples [from_sample,
+ * to_sample), in sample order, at most max written to out (n_samples
+ * filled). */
+int ct_store_twin_segments_range(ct_store *st, int64_t stream_id, int64_t from_sample, int64_t to_sample,
+                                 size_t max, ct_store_twin_segment *out, size_t *n_out, ct_error *err);
+
+/* ---- the live twin's beats (src/store/beat_rows.c, migrations/0008_twin_beats.sql) ---- */
+/* Every beat the twin's detector found, one row per (stream, sample). The
+ * twin room owns their meaning; docs/twin.md. */
+#define CT_STORE_TWIN_BEATS_READ_MAX 100000  /* beats one read may return */
+
+typedef struct ct_store_twin_beat {
+    int64_t stream_id;            /* twin_stream.id */
+    int64_t sample;               /* stream index of the R peak, >= 0 */
+    char cls;                     /* 'N', 'A', 'V', 'F', 'Q' */
+    double hr_bpm;                /* averaged rate at the beat, 0 unknown; stored to 0.1 bpm (0..1000) */
+    double rr_ms;                 /* from the previous beat, 0 for the first; stored to 1 ms */
+} ct_store_twin_beat;
+
+/* Stores n beats as one operation (a transaction of its own, or a
+ * savepoint of the caller's): all or none. A beat whose (stream, sample)
+ * is stored already is left as it is, so writing the same beats again
+ * (a retry, a restart) adds nothing; *n_new (may be NULL) counts the rows
+ * added. CT_EINVAL (nothing written) for a class outside N A V F Q, a
+ * negative sample, a rate outside 0..1000 bpm or a negative or non-finite
+ * interval, naming the beat; CT_EDB when the stream does not exist. */
+int ct_store_twin_beats_insert(ct_store *st, const ct_store_twin_beat *beats, size_t n, size_t *n_new,
+                               ct_error *err);
+/* The stream's beats with from_sample <= sample < to_sample, in sample
+ * order, at most max (1..CT_STORE_TWIN_BEATS_READ_MAX, else CT_EINVAL)
+ * into out. *more (may be NULL) is 1 when further beats lie in the range:
+ * the next read starts at out[*n_out - 1].sample + 1. One indexed range
+ * walk, O(log beats + max). */
+int ct_store_twin_beats_read(ct_store *st, int64_t stream_id, int64_t from_sample, int64_t to_sample, size_t max,
+                             ct_store_twin_beat *out, size_t *n_out, int *more, ct_error *err);
+/* The patient's stream number seq (1, 2, ...), or with seq 0 the latest
+ * (live or ended). CT_ENOTFOUND when there is none. */
+int ct_store_twin_stream_get(ct_store *st, const char *patient, int64_t seq, ct_store_twin_stream *out,
+                             ct_error *err);
 
 #endif

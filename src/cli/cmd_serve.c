@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cardiotwin/cli.h"
 #include "cardiotwin/http.h"
@@ -29,6 +31,10 @@ static void usage(FILE *out)
             "usage: cardiotwin serve [--bind ADDR] [--port N] [--cert PEM --key PEM] [--threads N]\n"
             "                        [--max-body-bytes N] [--policy FILE]\n"
             "                        [--upstream URL [--upstream-ca-file PEM]]\n"
+            "                        [--client-ca PEM [--client-cert required|optional]]\n"
+            "                        [--web-root DIR | --no-web]\n"
+            "                        [--rate-limit N] [--rate-burst N]\n"
+            "                        [--demo N [--demo-chunk-ms MS]]\n"
             "\n"
             "Runs the HTTPS server (TLS 1.2 and 1.3 only; there is no plain-HTTP port)\n"
             "until SIGINT or SIGTERM, then stops cleanly and exits 0. Once listening it\n"
@@ -52,6 +58,32 @@ static void usage(FILE *out)
             "                 is pushed to from a durable outbox, every 5 s\n"
             "  --upstream-ca-file PEM\n"
             "                 trust these CAs for --upstream instead of the system's\n"
+            "  --client-ca PEM\n"
+            "                 mutual TLS for device gateways: verify client certificates\n"
+            "                 against these CA certificates (and no others)\n"
+            "  --client-cert required|optional\n"
+            "                 with --client-ca: refuse a handshake without a certificate\n"
+            "                 (required, the default) or verify one when presented\n"
+            "                 (optional). A bearer token is still needed for /fhir\n"
+            "  --web-root DIR the dashboard's files, served at / (docs/dashboard.md);\n"
+            "                 default: the 'web' directory next to the cardiotwin\n"
+            "                 executable, when it exists (the build puts it there)\n"
+            "  --no-web       serve no dashboard: / answers 404\n"
+            "  --rate-limit N requests a second one token or login session may make,\n"
+            "                 1..1000000 (0: the default, %g; -1: no limit); over it: 429\n"
+            "                 with Retry-After\n"
+            "  --rate-burst N requests it may make at once before that rate applies,\n"
+            "                 1..1000000 (0: the default, %g)\n"
+            "  --demo N       stream N synthetic patients (demo-1..demo-N), 0..%d, live\n"
+            "                 into the twin, one Observation each per chunk, until\n"
+            "                 the server stops: PVCs with ventricular runs, paroxysmal AF,\n"
+            "                 bradycardia with pauses, normal sinus rhythm, in turn\n"
+            "                 (docs/synth.md). Stored as posted Observations would be;\n"
+            "                 default 0\n"
+            "  --demo-chunk-ms MS  how much ECG each demo Observation carries, as a\n"
+            "                 gateway's posting interval: %d..%d ms in steps of 25\n"
+            "                 (default %d; shorter: less delay on the dashboard, more\n"
+            "                 rows in the database)\n"
             "  --help         print this help and exit\n"
             "\n"
             "Without --cert and --key, a self-signed certificate for localhost, 127.0.0.1\n"
@@ -73,10 +105,13 @@ static void usage(FILE *out)
             "routes: GET /healthz -> {\"status\":\"ok\",\"version\":\"...\"} (public)\n"
             "        GET /fhir/metadata, GET /.well-known/smart-configuration (public)\n"
             "        /fhir/{Patient,Observation,DiagnosticReport,Device,Provenance}\n"
-            "        [/ID[/_history[/N]]], POST /fhir (batch, transaction)\n",
+            "        [/ID[/_history[/N]]], POST /fhir (batch, transaction)\n"
+            "        GET /fhir/AuditEvent[/SEQ] (the audit log, auditors)\n",
             CT_HTTP_DEFAULT_BIND, CT_HTTP_DEFAULT_PORT, CT_HTTP_MAX_THREADS,
             CT_HTTP_DEFAULT_THREADS,
             (long long)CT_HTTP_MAX_BODY_BYTES_LIMIT, (long long)CT_HTTP_DEFAULT_MAX_BODY_BYTES,
+            CT_HTTP_DEFAULT_RATE_PER_S, CT_HTTP_DEFAULT_RATE_BURST, CT_HTTP_MAX_DEMO_PATIENTS,
+            CT_HTTP_MIN_DEMO_CHUNK_MS, CT_HTTP_MAX_DEMO_CHUNK_MS, CT_HTTP_DEFAULT_DEMO_CHUNK_MS,
             CT_HTTP_CERT_FILE, CT_HTTP_KEY_FILE);
 }
 
@@ -133,8 +168,13 @@ static void on_access(void *user, const ct_http_access *a)
     flockfile(stderr);
     fprintf(stderr, "%s %s %s \"%s ", when, a->remote_addr, a->subject, a->method);
     print_escaped(stderr, a->path);
-    fprintf(stderr, "\" %d %lld %.3fms\n", a->status, (long long)a->body_bytes,
-            (double)a->duration_us / 1000.0);
+    fprintf(stderr, "\" %d %lld %.3fms", a->status, (long long)a->body_bytes, (double)a->duration_us / 1000.0);
+    if (a->client_cert_sha256) {
+        fprintf(stderr, " cert=\"");
+        print_escaped(stderr, a->client_cert_subject ? a->client_cert_subject : "");
+        fprintf(stderr, "\" sha256=%s", a->client_cert_sha256);
+    }
+    fputc('\n', stderr);
     funlockfile(stderr);
 }
 
@@ -182,6 +222,26 @@ static void warn_without_tokens(const char *db_path)
     }
 }
 
+/* The dashboard's files as the build lays them out: "web" next to the
+ * executable (build/<type>/web). 0 when that directory exists. */
+static int default_web_root(char *buf, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    int w = snprintf(buf, cap, "%s/web", exe);
+    struct stat sb;
+    if (w < 0 || (size_t)w >= cap || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return -1;
+    return 0;
+}
+
 /* The generated certificate lives next to the database. */
 static int db_dir(const char *db_path, char *buf, size_t cap)
 {
@@ -199,7 +259,10 @@ static int db_dir(const char *db_path, char *buf, size_t cap)
 int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
 {
     enum { OPT_BIND = 1000, OPT_PORT, OPT_CERT, OPT_KEY, OPT_THREADS, OPT_TOKEN_FILE, OPT_MAX_BODY,
-           OPT_POLICY, OPT_UPSTREAM, OPT_UPSTREAM_CA };
+           OPT_POLICY, OPT_UPSTREAM, OPT_UPSTREAM_CA, OPT_CLIENT_CA, OPT_CLIENT_CERT };
+    enum { OPT_WEB_ROOT = 1100, OPT_NO_WEB };
+    enum { OPT_RATE_LIMIT = 1200, OPT_RATE_BURST };
+    enum { OPT_DEMO = 1300, OPT_DEMO_CHUNK };
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, OPT_BIND},
         {"port", required_argument, NULL, OPT_PORT},
@@ -211,12 +274,23 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
         {"policy", required_argument, NULL, OPT_POLICY},
         {"upstream", required_argument, NULL, OPT_UPSTREAM},
         {"upstream-ca-file", required_argument, NULL, OPT_UPSTREAM_CA},
+        {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
+        {"client-cert", required_argument, NULL, OPT_CLIENT_CERT},
+        {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+        {"no-web", no_argument, NULL, OPT_NO_WEB},
+        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+        {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
+        {"demo", required_argument, NULL, OPT_DEMO},
+        {"demo-chunk-ms", required_argument, NULL, OPT_DEMO_CHUNK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
 
     ct_http_options opt;
     ct_http_options_init(&opt);
+    const char *client_cert_mode = NULL;
+    int no_web = 0;
+    char web_default[PATH_MAX];
     long v;
     optind = 0;
     opterr = 0;
@@ -277,6 +351,47 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
                 return ct_cli_usage(CMD, "--upstream-ca-file needs a file name");
             opt.upstream_ca_file = optarg;
             break;
+        case OPT_CLIENT_CA:
+            if (!*optarg)
+                return ct_cli_usage(CMD, "--client-ca needs a file name");
+            opt.client_ca_file = optarg;
+            break;
+        case OPT_WEB_ROOT:
+            if (!*optarg)
+                return ct_cli_usage(CMD, "--web-root needs a directory");
+            opt.web_root = optarg;
+            break;
+        case OPT_NO_WEB:
+            no_web = 1;
+            break;
+        case OPT_CLIENT_CERT:
+            if (strcmp(optarg, "required") != 0 && strcmp(optarg, "optional") != 0)
+                return ct_cli_usage(CMD, "--client-cert '%s' is neither 'required' nor 'optional'", optarg);
+            client_cert_mode = optarg;
+            break;
+        case OPT_RATE_LIMIT:
+            if (parse_int(optarg, -1, 1000000, &v) != 0)
+                return ct_cli_usage(CMD, "--rate-limit '%s' is not a number 1..1000000 (0: default, -1: off)",
+                                    optarg);
+            opt.rate_limit_per_s = v == 0 ? CT_HTTP_DEFAULT_RATE_PER_S : (double)v;
+            break;
+        case OPT_RATE_BURST:
+            if (parse_int(optarg, 0, 1000000, &v) != 0)
+                return ct_cli_usage(CMD, "--rate-burst '%s' is not a number 1..1000000 (0: default)", optarg);
+            opt.rate_limit_burst = v == 0 ? CT_HTTP_DEFAULT_RATE_BURST : (double)v;
+            break;
+        case OPT_DEMO:
+            if (parse_int(optarg, 0, CT_HTTP_MAX_DEMO_PATIENTS, &v) != 0)
+                return ct_cli_usage(CMD, "--demo '%s' is not a number of patients 0..%d", optarg,
+                                    CT_HTTP_MAX_DEMO_PATIENTS);
+            opt.demo_patients = (int)v;
+            break;
+        case OPT_DEMO_CHUNK:
+            if (parse_int(optarg, CT_HTTP_MIN_DEMO_CHUNK_MS, CT_HTTP_MAX_DEMO_CHUNK_MS, &v) != 0 || v % 25 != 0)
+                return ct_cli_usage(CMD, "--demo-chunk-ms '%s' is not %d..%d ms in steps of 25", optarg,
+                                    CT_HTTP_MIN_DEMO_CHUNK_MS, CT_HTTP_MAX_DEMO_CHUNK_MS);
+            opt.demo_chunk_ms = (int)v;
+            break;
         case ':':
             return ct_cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
@@ -289,6 +404,15 @@ int ct_cmd_serve(const ct_cli *cli, int argc, char **argv)
         return ct_cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
     if (opt.upstream_ca_file && !opt.upstream_url)
         return ct_cli_usage(CMD, "--upstream-ca-file needs --upstream");
+    if (no_web && opt.web_root)
+        return ct_cli_usage(CMD, "--web-root and --no-web contradict each other");
+    if (no_web)
+        opt.web_root = NULL;
+    else if (!opt.web_root && default_web_root(web_default, sizeof web_default) == 0)
+        opt.web_root = web_default;
+    if (client_cert_mode && !opt.client_ca_file)
+        return ct_cli_usage(CMD, "--client-cert needs --client-ca (the CAs to verify certificates with)");
+    opt.client_cert_required = opt.client_ca_file && (!client_cert_mode || strcmp(client_cert_mode, "required") == 0);
     if (!opt.cert_path != !opt.key_path)
         return ct_cli_usage(CMD, "%s needs %s as well", opt.cert_path ? "--cert" : "--key",
                             opt.cert_path ? "--key" : "--cert");

@@ -28,6 +28,7 @@ struct ct_http_server {
     STACK_OF(X509) *chain;        /* then released: the SSL_CTX keeps its own */
     EVP_PKEY *key;                /* references and nothing else holds the key */
     ct_error tls_err;             /* why init_ssl refused, for ct_http_start */
+    STACK_OF(X509) *client_cas;   /* mutual TLS: the CAs of opt.client_ca_file, until init_ssl */
     pthread_mutex_t log_lock;     /* guards the two fields below */
     int starting;                 /* civetweb messages are captured, not forwarded */
     char start_msg[CT_ERROR_MSG_MAX];
@@ -53,6 +54,12 @@ struct ct_http_server {
     pthread_cond_t push_cond;
     int push_sync_ready;
     int push_stop;
+    /* The dashboard (dash_internal.h): web root and WebSocket feed. */
+    struct ct_http_dash *dash;
+    /* Rate limits, login throttling and the KDF gate (ratelimit.c). */
+    struct ct_http_limiter *limiter;
+    /* The demo feeder (demo_feed.c), with --demo N: NULL otherwise. */
+    struct ct_http_demo *demo;
 };
 
 /* ---- the live twin (twin_feed.c) ------------------------------------------- */
@@ -62,6 +69,20 @@ int ct_http_twin_init(ct_http_server *srv, ct_error *err);
 /* Stops the push thread (waiting for a push under way) and frees the twin.
  * Call after the workers are stopped. */
 void ct_http_twin_free(ct_http_server *srv);
+
+/* ---- the demo feeder (demo_feed.c) ------------------------------------------- */
+typedef struct ct_http_demo ct_http_demo;
+/* With opt.demo_patients > 0: checks it (1..CT_HTTP_MAX_DEMO_PATIENTS, a
+ * database and the twin) and makes the generators, before anything is
+ * started, so that a refusal comes first. Call after ct_http_twin_init.
+ * Nothing to do with 0. */
+int ct_http_demo_init(ct_http_server *srv, ct_error *err);
+/* Starts the feeder's thread, once the server is fully up: the thread
+ * then reads nothing that start-up still writes. */
+int ct_http_demo_start(ct_http_server *srv, ct_error *err);
+/* Stops the feeder (promptly: it waits on a condition variable) and frees
+ * it. Call before ct_http_twin_free. Nothing to do without a feeder. */
+void ct_http_demo_stop(ct_http_server *srv);
 
 /* Logs through opt.on_log (if any). The message must not hold secrets. */
 void ct_http_log(ct_http_server *srv, ct_http_log_level level, const char *fmt, ...) CT_PRINTF(3, 4);
@@ -87,6 +108,14 @@ typedef struct ct_http_caller {
     char role[32];            /* "device", "clinician", "auditor", "admin" */
     char scopes[512];         /* granted scopes, space-separated (SMART v2) */
     char patient[65];         /* the Patient id the token is bound to, "" if none */
+    int64_t session_id;       /* > 0: authenticated by the session cookie (sessions.c) */
+    char csrf[65];            /* that session's CSRF token */
+    int64_t session_expires_ms; /* and its absolute end */
+    /* When ct_http_authenticate refuses a credential that still names
+     * someone (a revoked or expired token, an ended session): who, for the
+     * audit of the refusal. The fields above stay anonymous. */
+    char refused_name[128];
+    char refused_role[32];
 } ct_http_caller;
 
 /* ---- scopes (scopes.c: pure) ------------------------------------------------
@@ -178,6 +207,10 @@ struct ct_http_req {
     char request_id[72];      /* X-Request-Id as sent (if sane) or made here; echoed back */
     int sent_continue;        /* "100 Continue" written: the response head is written raw */
     struct ct_store *store;   /* from the pool (store_pool.c), returned after the handler */
+    /* Mutual TLS: the client certificate the handshake verified, "" when
+     * the connection has none (tls.c, ct_http_tls_peer). */
+    char peer_subject[256];   /* RFC 2253, e.g. "CN=ward3-gateway,O=Hospital" */
+    char peer_sha256[96];     /* "AB:CD:..." as openssl x509 -fingerprint -sha256 */
 };
 
 /* The same check authorize() makes, for work a handler discovers inside
@@ -231,6 +264,97 @@ int ct_http_capability_init(ct_http_server *srv, ct_error *err);
 /* civetweb request handler registered for "/": routes every request. */
 int ct_http_dispatch(struct mg_connection *conn, void *cbdata);
 
+/* ---- rate limits (ratelimit.c) ------------------------------------------------
+ * A token bucket: `tokens` refill at rate_per_s up to burst; a request
+ * takes one. Pure, so that the arithmetic is tested with a made-up clock. */
+typedef struct ct_http_bucket {
+    double tokens;
+    int64_t last_us;          /* monotonic time of the last refill; 0: new (full) */
+} ct_http_bucket;
+/* 1 when a token was taken; else 0 and *retry_after_ms (may be NULL) says
+ * when the next one will be there. */
+int ct_http_bucket_take(ct_http_bucket *b, double rate_per_s, double burst, int64_t now_us,
+                        int64_t *retry_after_ms);
+
+/* A bounded table of buckets keyed by what they limit ("tok:12",
+ * "ses:4", "login:10.0.0.7"), shared by the workers under one mutex. When
+ * the table is full the bucket used least recently in the key's
+ * neighbourhood is dropped: a dropped bucket comes back full, so eviction
+ * can only make a limit more lenient, never refuse someone wrongly. */
+typedef struct ct_http_limiter ct_http_limiter;
+#define CT_HTTP_LIMITER_SLOTS 4096
+ct_http_limiter *ct_http_limiter_new(void);
+void ct_http_limiter_free(ct_http_limiter *l);
+/* Takes a token from key's bucket (see ct_http_bucket_take). When
+ * suppressed is not NULL the bucket also counts refusals: *suppressed gets
+ * how many were refused since the last token taken (for "and N more"). */
+int ct_http_limiter_take(ct_http_limiter *l, const char *key, double rate_per_s, double burst, int64_t now_us,
+                         int64_t *retry_after_ms, int64_t *suppressed);
+/* How many scrypt runs may be under way at once (each holds 128 MiB). */
+#define CT_HTTP_KDF_MAX_CONCURRENT 4
+void ct_http_kdf_gate_enter(ct_http_limiter *l);
+void ct_http_kdf_gate_leave(ct_http_limiter *l);
+/* Monotonic microseconds. */
+int64_t ct_http_now_us(void);
+
+/* ---- sessions (sessions.c) ------------------------------------------------------
+ * The session cookie and the CSRF token are 32 random bytes in base64url
+ * without padding (43 characters). */
+#define CT_HTTP_SESSION_COOKIE "ct_session"
+#define CT_HTTP_SECRET_LEN 43
+/* Finds cookie `name` in a Cookie header (RFC 6265 5.4: "a=b; c=d") and
+ * copies its value into out. 1 found, 0 absent, -1 refused: present twice
+ * (two sessions would be ambiguous), or a value longer than cap - 1. */
+int ct_http_cookie_get(const char *header, const char *name, char *out, size_t cap);
+/* 1 when s (n bytes) is 43 characters of canonical base64url. */
+int ct_http_secret_well_formed(const char *s, size_t n);
+/* Compares a presented CSRF token with the session's in constant time
+ * (for equal lengths). 1 equal, 0 not (or either is NULL or empty). */
+int ct_http_csrf_equal(const char *presented, const char *expected);
+/* The lockout rule: after a failed login with failed_before failures
+ * already counted, *failed_after and *locked_until_ms (0: not locked) are
+ * what to store. CT_HTTP_LOGIN_MAX_FAILURES in a row lock the account
+ * CT_HTTP_LOGIN_LOCK_MS, and the count starts again. */
+void ct_http_lockout_after_failure(int64_t failed_before, int64_t now_ms, int64_t *failed_after,
+                                   int64_t *locked_until_ms);
+
+typedef enum ct_http_login_outcome {
+    CT_HTTP_LOGIN_OK = 0,      /* out holds the session */
+    CT_HTTP_LOGIN_REFUSED,     /* unknown user, wrong password, disabled: the same 401 */
+    CT_HTTP_LOGIN_LOCKED,      /* 429 with Retry-After (retry_after_ms) */
+} ct_http_login_outcome;
+
+typedef struct ct_http_login_result {
+    ct_http_login_outcome outcome;
+    char cookie[CT_HTTP_SECRET_LEN + 1];  /* the session cookie's value (OK only) */
+    ct_store_session session;
+    ct_store_user user;
+    int64_t retry_after_ms;
+} ct_http_login_result;
+
+/* Checks name and password and, on success, opens a session; writes the
+ * lockout bookkeeping and a "login" audit entry (success, failure, lock)
+ * naming client and request_id, in one transaction. An unknown name costs
+ * one KDF run like a known one. kdf: the parameters for new hashes (NULL:
+ * the default), also used to re-hash a password stored with others.
+ * Returns 0 with out->outcome, or a CT_E... code when the database failed. */
+int ct_http_login(ct_store *st, const char *name, const char *password, size_t n, const char *client,
+                  const char *request_id, int64_t now_ms, const ct_http_kdf_params *kdf, ct_http_limiter *gate,
+                  ct_http_login_result *out, ct_error *err);
+/* Ends the session with a "logout" audit entry naming the user. */
+int ct_http_logout(ct_store *st, int64_t session_id, const char *name, const char *role, const char *patient,
+                   const char *client, const char *request_id, ct_error *err);
+/* Checks the value of a session cookie (auth.c reads it from the request)
+ * and fills req->caller from the session's user: subject, role, the role's
+ * scopes (patient/ ones for a bound user), patient, session id and CSRF
+ * token. Takes the request's store. On a refusal of a known session,
+ * refused_name and refused_role name its user. */
+ct_http_auth_result ct_http_session_check(ct_http_req *req, const char *cookie, const char **why);
+/* Handlers: POST /auth/login, GET /auth/session, POST /auth/logout. */
+int ct_http_handle_login(ct_http_req *req);
+int ct_http_handle_session(ct_http_req *req);
+int ct_http_handle_logout(ct_http_req *req);
+
 /* ---- responses (response.c) ------------------------------------------------ */
 typedef struct ct_http_resp {
     int status;
@@ -240,6 +364,8 @@ typedef struct ct_http_resp {
     const char *allow;          /* Allow header (405), or NULL */
     const char *www_authenticate; /* WWW-Authenticate header (401), or NULL */
     const char *cache_control;  /* NULL: "no-store" (responses may carry patient data) */
+    const char *csp;            /* NULL: the API's Content-Security-Policy; the dashboard's
+                                 * pages send their own (static_files.c) */
     int close;                  /* 1: close the connection after this response */
     const struct ct_http_header *headers; /* more headers (Location, ETag ...), or NULL */
     size_t n_headers;
@@ -273,6 +399,8 @@ int ct_http_handle_healthz(ct_http_req *req);
 /* GET /.well-known/smart-configuration (and under /fhir): the SMART
  * configuration document (smart_config.c). */
 int ct_http_handle_smart_configuration(ct_http_req *req);
+/* GET /api/beats: a twin stream's stored beats, paged (beats_api.c). */
+int ct_http_handle_api_beats(ct_http_req *req);
 /* Whether errors on this path are FHIR OperationOutcomes (under /fhir). */
 int ct_http_is_fhir_path(const char *path);
 
@@ -288,6 +416,15 @@ int ct_http_tls_configure(ct_http_server *srv, SSL_CTX *ctx, ct_error *err);
 void ct_http_tls_release(ct_http_server *srv);
 /* "AB:CD:..." SHA-256 fingerprint of cert; buf needs 96 bytes. */
 void ct_http_tls_fingerprint(X509 *cert, char *buf, size_t cap);
+/* Mutual TLS: reads opt.client_ca_file (PEM, one or more CA certificates)
+ * into srv->client_cas, with an error naming the file and the certificate
+ * at fault. Nothing to do without the option. */
+int ct_http_tls_load_client_ca(ct_http_server *srv, ct_error *err);
+/* Fills req->peer_subject and req->peer_sha256 from the connection's
+ * verified client certificate (empty without one). */
+void ct_http_tls_peer(ct_http_req *req);
+/* Chain length a client certificate may have below its trusted CA. */
+#define CT_HTTP_CLIENT_VERIFY_DEPTH 4
 
 #define CT_HTTP_TLS12_CIPHERS                                                   \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                \

@@ -30,6 +30,15 @@ const ct_http_header ct_http_security_headers[] = {
 const size_t ct_http_n_security_headers =
     sizeof ct_http_security_headers / sizeof ct_http_security_headers[0];
 
+/* The one security header a response may replace: the dashboard's pages
+ * load scripts and styles, which the API's policy forbids. */
+static const char *header_value(const ct_http_resp *r, const ct_http_header *h)
+{
+    if (r->csp && strcmp(h->name, "Content-Security-Policy") == 0)
+        return r->csp;
+    return h->value;
+}
+
 /* After "100 Continue" civetweb counts the response as started and refuses
  * its header API, so the head is written here, and the connection closes
  * after it (civetweb's keep-alive bookkeeping no longer knows the
@@ -49,7 +58,7 @@ static int send_raw(ct_http_req *req, const ct_http_resp *r)
         }                                                                                            \
     } while (0)
     for (size_t i = 0; i < ct_http_n_security_headers; i++)
-        ADD(ct_http_security_headers[i].name, ct_http_security_headers[i].value);
+        ADD(ct_http_security_headers[i].name, header_value(r, &ct_http_security_headers[i]));
     ADD("Cache-Control", r->cache_control ? r->cache_control : "no-store");
     if (r->allow)
         ADD("Allow", r->allow);
@@ -100,7 +109,7 @@ int ct_http_send(ct_http_req *req, const ct_http_resp *r)
         return -1;
     for (size_t i = 0; i < ct_http_n_security_headers; i++)
         mg_response_header_add(c, ct_http_security_headers[i].name,
-                               ct_http_security_headers[i].value, -1);
+                               header_value(r, &ct_http_security_headers[i]), -1);
     mg_response_header_add(c, "Cache-Control", r->cache_control ? r->cache_control : "no-store",
                            -1);
     if (r->allow)
@@ -156,6 +165,7 @@ static const char *error_name(int status)
     case 406: return "not_acceptable";
     case 415: return "unsupported_media_type";
     case 413: return "payload_too_large";
+    case 429: return "too_many_requests";
     case 500: return "internal_error";
     case 503: return "unavailable";
     default: return status >= 500 ? "server_error" : "client_error";
@@ -179,6 +189,7 @@ static ct_fhir_issue_type issue_type_for(int status)
     case 410: return CT_FHIR_IT_DELETED;
     case 412: return CT_FHIR_IT_CONFLICT;
     case 413: return CT_FHIR_IT_TOO_COSTLY;
+    case 429: return CT_FHIR_IT_THROTTLED;
     case 503: return CT_FHIR_IT_TRANSIENT;
     default: return status >= 500 ? CT_FHIR_IT_EXCEPTION : CT_FHIR_IT_PROCESSING;
     }

@@ -19,6 +19,7 @@
 
 #include <openssl/rand.h>
 
+#include "dash_internal.h"
 #include "fhir_internal.h"
 #include "http_internal.h"
 
@@ -38,7 +39,8 @@
 
 /* A route's scope is "Type.p": the resource type and the one SMART
  * permission it needs, which a patient/, user/ or system/ scope may grant
- * (scopes.c). NULL: public, and the only public routes are these three. */
+ * (scopes.c). NULL: public: the health check, the FHIR and SMART
+ * discovery documents and the login, none of which touches patient data. */
 static const ct_http_route routes[] = {
     {GET_HEAD, "/healthz", 0, NULL, ct_http_handle_healthz},
     {GET_HEAD, "/fhir/metadata", 0, NULL, ct_http_handle_metadata},
@@ -47,6 +49,11 @@ static const ct_http_route routes[] = {
      * tools that know only the origin look. */
     {GET_HEAD, "/.well-known/smart-configuration", 0, NULL, ct_http_handle_smart_configuration},
     {GET_HEAD, "/fhir/.well-known/smart-configuration", 0, NULL, ct_http_handle_smart_configuration},
+    /* The dashboard's login (sessions.c): public, since it is where a
+     * credential is obtained; the session and logout need the session. */
+    {CT_HTTP_POST, "/auth/login", 0, NULL, ct_http_handle_login},
+    {GET_HEAD, "/auth/session", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_session},
+    {CT_HTTP_POST, "/auth/logout", 0, CT_HTTP_SCOPE_AUTHENTICATED, ct_http_handle_logout},
     /* Bundles: each entry is checked against its own scope by the handler
      * (ct_http_caller_grant); "/fhir/" is where fhir-kit-client and others
      * post them. */
@@ -57,6 +64,22 @@ static const ct_http_route routes[] = {
     FHIR_TYPE_ROUTES("DiagnosticReport"),
     FHIR_TYPE_ROUTES("Device"),
     FHIR_TYPE_ROUTES("Provenance"),
+    /* The dashboard (docs/dashboard.md): its static files are public (no
+     * patient data); its API needs the scopes of the data it shows. */
+    {GET_HEAD, "/", 0, NULL, ct_http_handle_static},
+    {GET_HEAD, "/js", 1, NULL, ct_http_handle_static},
+    {GET_HEAD, "/css", 1, NULL, ct_http_handle_static},
+    {GET_HEAD, "/vendor", 1, NULL, ct_http_handle_static},
+    {GET_HEAD, "/api/sources", 0, "Observation.r", ct_http_handle_api_sources},
+    {GET_HEAD, "/api/alerts", 0, "DiagnosticReport.r", ct_http_handle_api_alerts},
+    {CT_HTTP_POST, "/api/alerts/*/acknowledge", 0, "DiagnosticReport.r", ct_http_handle_api_alert_ack},
+    {GET_HEAD, "/api/strip", 0, "Observation.r", ct_http_handle_api_strip},
+    {GET_HEAD, "/api/beats", 0, "Observation.r", ct_http_handle_api_beats},
+    /* The audit log, read-only: POST, PUT and DELETE find the path but no
+     * method, and answer 405 (fhir_auditevent.c). */
+    {GET_HEAD, "/fhir/AuditEvent", 0, "AuditEvent.s", ct_http_handle_audit_search},
+    {CT_HTTP_POST | GET_HEAD, "/fhir/AuditEvent/_search", 0, "AuditEvent.s", ct_http_handle_audit_search},
+    {GET_HEAD, "/fhir/AuditEvent/*", 0, "AuditEvent.r", ct_http_handle_audit_read},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -176,15 +199,152 @@ static void allow_header(unsigned bits, char *buf, size_t cap)
         }
 }
 
+/* ---- refused requests in the audit log ----------------------------------------------------
+ * A refusal (401, 403) is written to the audit log, action as the route
+ * would have been (read, search, create ...), outcome 8 (serious failure),
+ * with the status, method and path in its detail, so that an auditor sees
+ * who tried what. What is written is bounded, because a refusal costs the
+ * client nothing and an audit entry is a write transaction that is kept
+ * for ever:
+ *  - a named caller (a valid credential refused 403 or a CSRF check, or a
+ *    revoked or expired token, an ended session): a bucket per name, 20 at
+ *    once then 1 a second;
+ *  - an anonymous one (no credential, or one this server never issued):
+ *    5 per client address at once then 1 a minute, and 60 at once then 1 a
+ *    second for all addresses together.
+ * Refusals over the bound are counted and the next entry written for that
+ * bucket says how many were left out ("suppressed"); every one of them is
+ * still in the access log. */
+#define REFUSED_NAMED_RATE 1.0
+#define REFUSED_NAMED_BURST 20.0
+#define REFUSED_ADDR_RATE (1.0 / 60.0)
+#define REFUSED_ADDR_BURST 5.0
+#define REFUSED_ALL_RATE 1.0
+#define REFUSED_ALL_BURST 60.0
+
+static const char *refused_action(const ct_http_req *req)
+{
+    const char *scope = req->route ? req->route->scope : NULL;
+    const char *dot = scope ? strrchr(scope, '.') : NULL;
+    if (dot && strcmp(scope, CT_HTTP_SCOPE_AUTHENTICATED) != 0) {
+        switch (dot[1]) {
+        case 'c': return "create";
+        case 'r': return "read";
+        case 'u': return "update";
+        case 'd': return "delete";
+        case 's': return "search";
+        default: break;
+        }
+    }
+    if (req->method_bit & CT_HTTP_PUT)
+        return "update";
+    if (req->method_bit & CT_HTTP_DELETE)
+        return "delete";
+    if (req->method_bit & CT_HTTP_PATCH)
+        return "patch";
+    if (req->method_bit & CT_HTTP_POST)
+        return "create";
+    return "read";
+}
+
+static void audit_refusal(ct_http_req *req, int status, const char *name, const char *role, const char *why)
+{
+    ct_http_server *srv = req->srv;
+    const char *addr = req->ri && req->ri->remote_addr[0] ? req->ri->remote_addr : "";
+    int64_t now = ct_http_now_us(), suppressed = 0, more = 0;
+    char key[192];
+    if (name && *name) {
+        snprintf(key, sizeof key, "refused:%s", name);
+        if (!ct_http_limiter_take(srv->limiter, key, REFUSED_NAMED_RATE, REFUSED_NAMED_BURST, now, NULL,
+                                  &suppressed))
+            return;
+    } else {
+        snprintf(key, sizeof key, "refused-anon:%s", addr);
+        if (!ct_http_limiter_take(srv->limiter, key, REFUSED_ADDR_RATE, REFUSED_ADDR_BURST, now, NULL, &suppressed))
+            return;
+        if (!ct_http_limiter_take(srv->limiter, "refused-anon", REFUSED_ALL_RATE, REFUSED_ALL_BURST, now, NULL,
+                                  &more))
+            return;
+        suppressed += more;
+    }
+    ct_store *st = NULL;
+    ct_error err = {0};
+    if (ct_http_store_acquire(req, &st, &err) != CT_OK)
+        return; /* no database: nothing to write to (and the refusal says so) */
+    const char *scope = req->route ? req->route->scope : NULL;
+    const char *dot = scope ? strrchr(scope, '.') : NULL;
+    char type[CT_FHIR_TYPE_MAX + 1] = "";
+    if (dot && strcmp(scope, CT_HTTP_SCOPE_AUTHENTICATED) != 0 && (size_t)(dot - scope) < sizeof type)
+        snprintf(type, sizeof type, "%.*s", (int)(dot - scope), scope);
+    ct_audit_detail d;
+    ct_audit_detail_init(&d);
+    ct_audit_detail_int(&d, "status", status);
+    ct_audit_detail_str(&d, "method", req->method);
+    ct_audit_detail_str(&d, "path", req->path ? req->path : "");
+    if (suppressed > 0)
+        ct_audit_detail_int(&d, "suppressed", suppressed);
+    char desc[CT_AUDIT_OUTCOME_DESC_MAX + 1];
+    snprintf(desc, sizeof desc, "refused %d: %.200s", status, why);
+    ct_audit_entry e;
+    memset(&e, 0, sizeof e);
+    e.actor.name = name && *name ? name : "anonymous";
+    e.actor.role = role && *role ? role : "unknown";
+    e.actor.client = addr;
+    e.action = refused_action(req);
+    e.resource_type = type;
+    e.resource_id = "";
+    e.patient = req->caller.patient;
+    e.outcome = CT_AUDIT_OUTCOME_SERIOUS_FAILURE;
+    e.outcome_desc = desc;
+    e.request_id = req->request_id;
+    /* A detail too large (a path near its limit) drops the detail, never
+     * the entry. */
+    e.detail = ct_audit_detail_json(&d);
+    if (ct_audit_append(st, &e, NULL, &err) != CT_OK)
+        ct_http_log(srv, CT_HTTP_LOG_ERROR, "request %s: recording a refused request in the audit log: %s",
+                    req->request_id, err.msg);
+}
+
+/* The caller's token bucket (per token or per session). 0 to go on, or
+ * the 429 it sent. */
+static int rate_limit(ct_http_req *req)
+{
+    const ct_http_options *opt = &req->srv->opt;
+    if (opt->rate_limit_per_s < 0)
+        return 0;
+    char key[48];
+    if (req->caller.token_id > 0)
+        snprintf(key, sizeof key, "tok:%lld", (long long)req->caller.token_id);
+    else if (req->caller.session_id > 0)
+        snprintf(key, sizeof key, "ses:%lld", (long long)req->caller.session_id);
+    else
+        return 0;
+    int64_t retry_ms = 0;
+    if (ct_http_limiter_take(req->srv->limiter, key, opt->rate_limit_per_s, opt->rate_limit_burst, ct_http_now_us(),
+                             &retry_ms, NULL))
+        return 0;
+    char secs[24], msg[200];
+    snprintf(secs, sizeof secs, "%lld", (long long)((retry_ms + 999) / 1000 > 0 ? (retry_ms + 999) / 1000 : 1));
+    snprintf(msg, sizeof msg, "too many requests for this credential (%.0f a second, %.0f at once); retry after %s s",
+             opt->rate_limit_per_s, opt->rate_limit_burst, secs);
+    ct_http_header h[] = {{"Retry-After", secs}};
+    ct_http_resp head = {.status = 429, .headers = h, .n_headers = 1};
+    return ct_http_send_error_resp(req, &head, msg);
+}
+
 /* Who is calling, and may they use this route? The only place that reads
  * credentials (ct_http_authenticate) and compares the caller's scopes with
  * route->scope. Returns 0 to go on, or the status it sent. Public routes
  * never read credentials: they touch no data, so there is nothing to
  * decide and no reason to look a token up. A route that names a scope
- * refuses a caller without a valid token (401: no token, or one that is
- * unknown, revoked or expired) and a caller whose scopes do not grant it
- * (403). A patient/ grant lets the request through to the handler, which
- * keeps it inside the patient's compartment (compartment.c). */
+ * refuses a caller without a valid token or session (401: none, or one
+ * that is unknown, revoked, expired or ended), a caller over its rate
+ * (429), a request authenticated by the session cookie that may change
+ * something (not GET or HEAD) without the session's X-CSRF-Token (403),
+ * and a caller whose scopes do not grant it (403). A patient/ grant lets
+ * the request through to the handler, which keeps it inside the patient's
+ * compartment (compartment.c). Refusals go to the audit log, bounded
+ * (audit_refusal). */
 static int authorize(ct_http_req *req)
 {
     memset(&req->caller, 0, sizeof req->caller);
@@ -193,23 +353,44 @@ static int authorize(ct_http_req *req)
         return 0;
     const char *why = "";
     ct_http_auth_result auth = ct_http_authenticate(req, &why);
+    char named[128] = "", named_role[32] = "";
     if (auth != CT_HTTP_AUTH_OK) {
+        /* A refused credential that names someone (revoked, expired,
+         * ended) is recorded under that name; the caller stays anonymous. */
+        snprintf(named, sizeof named, "%s", req->caller.refused_name);
+        snprintf(named_role, sizeof named_role, "%s", req->caller.refused_role);
         memset(&req->caller, 0, sizeof req->caller);
         snprintf(req->caller.subject, sizeof req->caller.subject, "-");
     }
     if (auth == CT_HTTP_AUTH_UNAVAILABLE)
         return ct_http_send_error(req, 503, why);
     if (auth == CT_HTTP_AUTH_INVALID) {
+        audit_refusal(req, 401, named, named_role, why);
         ct_http_resp head = {.status = 401,
                              .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"invalid_token\""};
         return ct_http_send_error_resp(req, &head, why);
     }
     if (auth == CT_HTTP_AUTH_NONE) {
+        audit_refusal(req, 401, "", "", "no credentials");
         /* RFC 6750 3.1: no error code when no credentials were sent. */
         ct_http_resp head = {.status = 401, .www_authenticate = "Bearer realm=\"cardiotwin\""};
         return ct_http_send_error_resp(req, &head,
                                        "this resource needs an access token: send Authorization: Bearer TOKEN "
-                                       "(an administrator makes one with 'cardiotwin token create')");
+                                       "(an administrator makes one with 'cardiotwin token create') or log in");
+    }
+    int limited = rate_limit(req);
+    if (limited)
+        return limited;
+    const ct_http_caller *c = &req->caller;
+    /* A browser attaches the cookie to any request to this origin, even
+     * one another site's page makes it send; only a page of this origin can
+     * know the CSRF token to put in a header. */
+    if (c->session_id > 0 && !(req->method_bit & (CT_HTTP_GET | CT_HTTP_HEAD)) &&
+        !ct_http_csrf_equal(mg_get_header(req->conn, "X-CSRF-Token"), c->csrf)) {
+        static const char msg[] = "a request made with the session cookie that changes something must carry the "
+                                  "session's CSRF token in X-CSRF-Token (GET /auth/session gives it)";
+        audit_refusal(req, 403, c->subject, c->role, "missing or wrong X-CSRF-Token");
+        return ct_http_send_error(req, 403, msg);
     }
     if (strcmp(req->route->scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0)
         return 0;
@@ -222,9 +403,10 @@ static int authorize(ct_http_req *req)
         return 0;
     char need[300], msg[1200];
     ct_http_scope_describe(type, perm, need, sizeof need);
-    snprintf(msg, sizeof msg, "the access token '%s' (role %s) does not allow this: it needs %s; it holds %s%s%s",
-             req->caller.subject, req->caller.role, need, req->caller.scopes,
-             req->caller.patient[0] ? " for Patient/" : "", req->caller.patient);
+    snprintf(msg, sizeof msg, "the %s '%s' (role %s) does not allow this: it needs %s; it holds %s%s%s",
+             c->session_id > 0 ? "user" : "access token", c->subject, c->role, need, c->scopes,
+             c->patient[0] ? " for Patient/" : "", c->patient);
+    audit_refusal(req, 403, c->subject, c->role, msg);
     ct_http_resp head = {.status = 403,
                          .www_authenticate = "Bearer realm=\"cardiotwin\", error=\"insufficient_scope\""};
     return ct_http_send_error_resp(req, &head, msg);
@@ -302,7 +484,8 @@ static int route(ct_http_req *req)
     if (!req->route) {
         if (!allowed && ct_http_is_fhir_path(req->path)) {
             ct_http_fhir_path fp;
-            if (ct_http_fhir_path_parse(req->path, &fp) == 0 && fp.type[0] && !ct_fhir_supported_type(fp.type)) {
+            if (ct_http_fhir_path_parse(req->path, &fp) == 0 && fp.type[0] && !ct_fhir_supported_type(fp.type) &&
+                strcmp(fp.type, "AuditEvent") != 0) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "this server has no resource type %s; it serves Patient, Observation, "
                          "DiagnosticReport, Device and Provenance", fp.type);
@@ -344,6 +527,7 @@ int ct_http_dispatch(struct mg_connection *conn, void *cbdata)
     req.unread_body = req.ri->content_length > 0 || (te && strcasecmp(te, "identity") != 0);
     snprintf(req.caller.subject, sizeof req.caller.subject, "-");
     set_request_id(&req);
+    ct_http_tls_peer(&req);
 
     route(&req);
     ct_http_store_release(&req);
@@ -366,6 +550,8 @@ int ct_http_dispatch(struct mg_connection *conn, void *cbdata)
             .body_bytes = req.body_bytes,
             .duration_us = now_us() - req.start_us,
             .subject = req.caller.subject,
+            .client_cert_subject = req.peer_sha256[0] ? req.peer_subject : NULL,
+            .client_cert_sha256 = req.peer_sha256[0] ? req.peer_sha256 : NULL,
         };
         opt->on_access(opt->log_user, &rec);
     }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dash_internal.h"
 #include "http_internal.h"
 
 void ct_http_options_init(ct_http_options *opt)
@@ -26,6 +27,8 @@ void ct_http_options_init(ct_http_options *opt)
     opt->port = CT_HTTP_DEFAULT_PORT;
     opt->threads = CT_HTTP_DEFAULT_THREADS;
     opt->max_body_bytes = CT_HTTP_DEFAULT_MAX_BODY_BYTES;
+    opt->rate_limit_per_s = CT_HTTP_DEFAULT_RATE_PER_S;
+    opt->rate_limit_burst = CT_HTTP_DEFAULT_RATE_BURST;
 }
 
 void ct_http_log(ct_http_server *srv, ct_http_log_level level, const char *fmt, ...)
@@ -75,6 +78,48 @@ static int on_civetweb_access(const struct mg_connection *conn, const char *mess
     (void)conn;
     (void)message;
     return 1; /* router.c reports each request itself */
+}
+
+/* civetweb's own error responses (a request line or headers it cannot
+ * parse, headers over its limit) are written here rather than by civetweb:
+ * civetweb 1.15 builds their status line from the client's HTTP version
+ * string, so a request line with a space in its target ("GET /a b
+ * HTTP/1.1") made it echo whatever followed -- the next header lines, a
+ * bearer token among them -- into the status line. Found by
+ * tests/fuzz/fuzz_http_request.c. Here the line is always HTTP/1.1, with
+ * the security headers, and the connection closes. Returns 0: handled. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    (void)msg;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    static const char body_fmt[] = "Error %d: %s\n";
+    char body[128];
+    int blen = snprintf(body, sizeof body, body_fmt, status, mg_get_response_code_text(conn, status));
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = 0;
+    char head[1024];
+    size_t used = 0;
+    int w = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
+    used = w > 0 ? (size_t)w : 0;
+    for (size_t i = 0; i < ct_http_n_security_headers && used < sizeof head; i++) {
+        w = snprintf(head + used, sizeof head - used, "%s: %s\r\n", ct_http_security_headers[i].name,
+                     ct_http_security_headers[i].value);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    if (used < sizeof head) {
+        w = snprintf(head + used, sizeof head - used,
+                     "Cache-Control: no-store\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                     blen);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    if (used >= sizeof head)
+        return 1; /* cannot happen with our headers; let civetweb answer */
+    mg_write(conn, head, used);
+    if (ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0)
+        return 0;
+    mg_write(conn, body, (size_t)blen);
+    return 0;
 }
 
 static int on_init_ssl(void *ssl_ctx, void *user_data)
@@ -137,6 +182,17 @@ static int check_options(const ct_http_options *opt, ct_error *err)
         return ct_error_set(err, CT_EINVAL,
                             "a certificate needs its key and a key its certificate: give both or "
                             "neither");
+    if (opt->client_cert_required && !opt->client_ca_file)
+        return ct_error_set(err, CT_EINVAL, "a required client certificate needs a client CA file to verify it");
+    if (opt->client_ca_file && !*opt->client_ca_file)
+        return ct_error_set(err, CT_EINVAL, "the client CA file name is empty");
+    /* NaN fails every comparison: written so that it fails these too. */
+    if (!(opt->rate_limit_per_s < 0) && !(opt->rate_limit_per_s >= 0 && opt->rate_limit_per_s <= 1e6))
+        return ct_error_set(err, CT_EINVAL, "a rate limit of %g requests a second is out of range 0..1000000 "
+                            "(negative: no limit)", opt->rate_limit_per_s);
+    if (!(opt->rate_limit_per_s < 0) && !(opt->rate_limit_burst >= 0 && opt->rate_limit_burst <= 1e6))
+        return ct_error_set(err, CT_EINVAL, "a rate burst of %g requests is out of range 0..1000000",
+                            opt->rate_limit_burst);
     if (!opt->cert_path && (!opt->state_dir || !*opt->state_dir))
         return ct_error_set(err, CT_EINVAL,
                             "no certificate and no state directory to keep a generated one in");
@@ -165,7 +221,9 @@ static int prepare_tls(ct_http_server *srv, const ct_http_options *opt, ct_error
         }
         strict = 1;
     }
-    return rc == 0 ? ct_http_tls_load(srv, strict, err) : rc;
+    if (rc == 0)
+        rc = ct_http_tls_load(srv, strict, err);
+    return rc == 0 ? ct_http_tls_load_client_ca(srv, err) : rc;
 }
 
 static void build_extra_headers(ct_http_server *srv)
@@ -186,8 +244,11 @@ static void build_extra_headers(ct_http_server *srv)
 
 static void free_server(ct_http_server *srv)
 {
+    ct_http_dash_free(srv); /* its feeder reads the twin: stopped first */
+    ct_http_demo_stop(srv);
     ct_http_twin_free(srv);
     ct_http_pool_free(srv);
+    ct_http_limiter_free(srv->limiter);
     free(srv->capability);
     ct_http_tls_release(srv);
     if (srv->lib_initialized)
@@ -214,6 +275,16 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
         return ct_error_set(err, CT_ENOMEM, "cannot create a mutex");
     }
     srv->opt = *opt;
+    if (srv->opt.rate_limit_per_s == 0)
+        srv->opt.rate_limit_per_s = CT_HTTP_DEFAULT_RATE_PER_S;
+    if (srv->opt.rate_limit_burst == 0)
+        srv->opt.rate_limit_burst = CT_HTTP_DEFAULT_RATE_BURST;
+    srv->limiter = ct_http_limiter_new();
+    if (!srv->limiter) {
+        pthread_mutex_destroy(&srv->log_lock);
+        free(srv);
+        return ct_error_set(err, CT_ENOMEM, "out of memory for the rate limiter");
+    }
     /* Configuration that can be wrong (address, certificate, key) is
      * checked before the twin starts, so that a refusal is the only line
      * printed and nothing was started for nothing. */
@@ -225,7 +296,11 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
     if (rc == 0)
         rc = prepare_tls(srv, opt, err);
     if (rc == 0)
+        rc = ct_http_dash_init(srv, err);
+    if (rc == 0)
         rc = ct_http_twin_init(srv, err);
+    if (rc == 0)
+        rc = ct_http_demo_init(srv, err);
     if (rc != 0) {
         free_server(srv);
         return rc;
@@ -261,9 +336,12 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
         "additional_header", srv->extra_headers,
         "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", "5000",
-        /* Also the TLS handshake timeout: a peer that connects and stays
-         * silent holds a worker this long. */
-        "request_timeout_ms", "10000",
+        /* The TLS handshake, and then the request line and headers, must
+         * each arrive within this (civetweb counts the headers' time from
+         * the end of the handshake, not per byte): a peer that connects
+         * and dribbles holds a worker 2 x 5 s at most. A body is paced in
+         * body.c. docs/security.md, "Rate limits and slow clients". */
+        "request_timeout_ms", "5000",
         "tcp_nodelay", "1",
         "access_control_allow_origin", "",
         "access_control_allow_methods", "",
@@ -279,6 +357,7 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
     cb.init_ssl = on_init_ssl;
     cb.log_message = on_civetweb_message;
     cb.log_access = on_civetweb_access;
+    cb.http_error = on_http_error;
     struct mg_init_data init = {.callbacks = &cb, .user_data = srv, .configuration_options = options};
     char mg_err[256] = "";
     struct mg_error_data mg_error = {.text = mg_err, .text_buffer_size = sizeof mg_err};
@@ -312,6 +391,14 @@ int ct_http_start(const ct_http_options *opt, ct_http_server **out, ct_error *er
     }
     srv->port = sp[0].port;
     mg_set_request_handler(srv->mg, "/", ct_http_dispatch, srv);
+    if ((rc = ct_http_dash_start(srv, err)) != 0) {
+        ct_http_stop(srv);
+        return rc;
+    }
+    if ((rc = ct_http_demo_start(srv, err)) != 0) {
+        ct_http_stop(srv);
+        return rc;
+    }
     /* Started anyway: what civetweb complained about is still worth a look. */
     if (srv->start_msg[0])
         ct_http_log(srv, CT_HTTP_LOG_WARNING, "%s", srv->start_msg);

@@ -19,6 +19,7 @@
 #include "cardiotwin/policy.h"
 #include "cardiotwin/store.h"
 #include "cardiotwin/twin.h"
+#include "dash_internal.h"
 #include "http_internal.h"
 
 static int64_t wall_ms(void)
@@ -162,6 +163,8 @@ int ct_http_twin_init(ct_http_server *srv, ct_error *err)
     ct_twin_options_default(&to);
     to.policy = srv->policy;
     to.upstream_base_url = srv->upstream_url[0] ? srv->upstream_url : NULL;
+    /* Beats, events and alerts for the dashboard's live feed (ws_feed.c). */
+    to.observer = ct_http_ws_observer(srv);
     ct_store *st = NULL;
     rc = ct_store_open(srv->db_path, &st, err);
     if (rc == 0) {

@@ -85,6 +85,22 @@ enum ct_store_stmt_id {
     STMT_TOKEN_LIST,
     STMT_TOKEN_REVOKE,
     STMT_TOKEN_TOUCH,
+    /* user_rows.c prepares these from its own table, like audit_rows.c. */
+    STMT_USER_INSERT,
+    STMT_USER_GET,
+    STMT_USER_GET_BY_NAME,
+    STMT_USER_LIST,
+    STMT_USER_SET_PASSWORD,
+    STMT_USER_DISABLE,
+    STMT_USER_LOGIN_STATE,
+    STMT_SESSION_INSERT,
+    STMT_SESSION_FIND_HASH,
+    STMT_SESSION_TOUCH,
+    STMT_SESSION_END,
+    STMT_SESSION_END_USER,
+    /* beat_rows.c prepares these from its own table, like audit_rows.c. */
+    STMT_TWIN_BEAT_INSERT,
+    STMT_TWIN_BEAT_READ,
     STMT_COUNT_
 };
 

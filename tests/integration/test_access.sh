@@ -67,7 +67,8 @@ expect_match "... names are never reused" 'already exists' "$err"
 expect_eq "... and nothing on stdout" "" "$out"
 
 # ---- the server -------------------------------------------------------------------------------
-"$CT_BIN" --db "$db" serve --port 0 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
+# --no-web: the dashboard's files are test_dashboard_api.sh's; here / is 404 whatever the build holds.
+"$CT_BIN" --db "$db" serve --port 0 --no-web >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
 server_pid=$!
 port=""
 for i in $(seq 1 100); do
@@ -193,7 +194,39 @@ GET    /.well-known/smart-configuration           -            200 200 200 200 2
 HEAD   /.well-known/smart-configuration           -            200 200 200 200 200 200 200
 GET    /fhir/.well-known/smart-configuration      -            200 200 200 200 200 200 200
 HEAD   /fhir/.well-known/smart-configuration      -            200 200 200 200 200 200 200
-GET    /fhir/AuditEvent                           -            404 404 404 404 404 404 404
+POST   /auth/login                                -            415 415 415 415 415 415 415
+GET    /auth/session                              -            401 401 401 401 401 401 401
+HEAD   /auth/session                              -            401 401 401 401 401 401 401
+POST   /auth/logout                               -            401 401 401 401 401 401 401
+GET    /                                          -            404 404 404 404 404 404 404
+HEAD   /                                          -            404 404 404 404 404 404 404
+GET    /js                                        -            404 404 404 404 404 404 404
+HEAD   /js                                        -            404 404 404 404 404 404 404
+GET    /css                                       -            404 404 404 404 404 404 404
+HEAD   /css                                       -            404 404 404 404 404 404 404
+GET    /vendor                                    -            404 404 404 404 404 404 404
+HEAD   /vendor                                    -            404 404 404 404 404 404 404
+GET    /api/sources                               -            401 403 200 403 200 200 403
+HEAD   /api/sources                               -            401 403 200 403 200 200 403
+GET    /api/alerts                                -            401 403 400 403 400 400 403
+HEAD   /api/alerts                                -            401 403 400 403 400 400 403
+POST   /api/alerts/1/acknowledge                  -            401 403 404 403 404 404 403
+GET    /api/strip                                 -            401 403 400 403 400 400 403
+HEAD   /api/strip                                 -            401 403 400 403 400 400 403
+GET    /api/beats                                 -            401 403 400 403 400 400 403
+HEAD   /api/beats                                 -            401 403 400 403 400 400 403
+GET    /fhir/AuditEvent                           -            401 403 403 200 200 403 403
+HEAD   /fhir/AuditEvent                           -            401 403 403 200 200 403 403
+GET    /fhir/AuditEvent/_search                   -            401 403 403 200 200 403 403
+HEAD   /fhir/AuditEvent/_search                   -            401 403 403 200 200 403 403
+POST   /fhir/AuditEvent/_search                   form         401 403 403 200 200 403 403
+GET    /fhir/AuditEvent/1                         -            401 403 403 200 200 403 403
+HEAD   /fhir/AuditEvent/1                         -            401 403 403 200 200 403 403
+GET    /fhir/AuditEvent/999999                    -            401 403 403 404 404 403 403
+POST   /fhir/AuditEvent                           patient      405 405 405 405 405 405 405
+PUT    /fhir/AuditEvent/1                         patient      405 405 405 405 405 405 405
+DELETE /fhir/AuditEvent/1                         -            405 405 405 405 405 405 405
+GET    /fhir/AuditEvent/1/_history                -            404 404 404 404 404 404 404
 GET    /nowhere                                   -            404 404 404 404 404 404 404
 DELETE /fhir/Patient                              -            405 405 405 405 405 405 405
 GET    /fhir/Patient                              -            401 403 200 403 200 200 403
