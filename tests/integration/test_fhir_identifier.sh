@@ -28,14 +28,18 @@ ct_cleanup_hooks+=("stop_server_on_exit")
 run "$CT_BIN" --db "$db" import "$CARDIOTWIN_MITDB/100" "$CARDIOTWIN_MITDB/101"
 expect_eq "import 100 and 101: 0" 0 "$rc"
 expect_eq "two Patients stored" 2 "$(sqlite3 "$db" "SELECT count(*) FROM resource WHERE type = 'Patient'")"
-expect_eq "each with one create audit entry" 2 \
+# One import, one audit entry: the import's entry names the Patient it wrote
+# and that Patient's version.
+expect_eq "each recorded by its import entry, naming version 1" "mitdb-100|1 mitdb-101|1" \
+  "$(sqlite3 "$db" "SELECT resource_id || '|' || resource_version FROM audit_log WHERE action = 'import' AND resource_type = 'Patient' ORDER BY seq" | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "no separate create entry" 0 \
   "$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'create' AND resource_type = 'Patient'")"
 run "$CT_BIN" --db "$db" import "$CARDIOTWIN_MITDB/100"
 expect_eq "re-import 100: 0" 0 "$rc"
 expect_eq "re-import: still one version of Patient/mitdb-100" 1 \
   "$(sqlite3 "$db" "SELECT count(*) FROM resource_version WHERE type = 'Patient' AND id = 'mitdb-100'")"
-expect_eq "re-import: no new create entry" 2 \
-  "$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'create' AND resource_type = 'Patient'")"
+expect_eq "re-import: no new entry" 2 \
+  "$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE resource_type = 'Patient'")"
 
 run "$CT_BIN" --db "$db" token create --role admin --name id-client
 expect_eq "an admin token is made: 0" 0 "$rc"
