@@ -51,7 +51,32 @@ if [ -f "$here/package-lock.json" ]; then
   fi
 fi
 
+# Fixes we carry on top of Debian's civetweb source, applied once to the
+# unpacked tree (also to a tree fetched before a fix existed). Each is an
+# edit at one unique, named place; setup fails loudly if the place is not
+# found, rather than build an unfixed server.
+#  header-end: civetweb 1.15's parse_http_headers takes a header line that
+#  does not start with a visible ASCII byte (a name byte >= 0x80, a control
+#  byte, an obsolete folded line) for the end of the headers and silently
+#  drops the lines after it, Content-Length and Transfer-Encoding included,
+#  so the body would be read as the next request on the connection. With
+#  the fix such a request is malformed (400), as RFC 9112 5.2 allows.
+apply_civetweb_fixes() {
+  local dir="$1" c="$1/src/civetweb.c"
+  if ! grep -q "cardiotwin fix: header-end" "$c"; then
+    local anchor="/\* End of headers reached. \*/"
+    if [ "$(grep -c "$anchor" "$c")" != "1" ]; then
+      echo "setup: civetweb.c has changed: cannot apply the header-end fix (see scripts/setup.sh)" >&2
+      exit 1
+    fi
+    sed -i "s|^\(\t*\)$anchor|&\n\1/* cardiotwin fix: header-end: anything but the blank line ending the\n\1 * headers is a malformed header line, not their end. */\n\1if ((*dp != 13) \&\& (*dp != 10) \&\& (*dp != 0)) {\n\1\treturn -1;\n\1}|" "$c"
+    grep -q "cardiotwin fix: header-end" "$c" || { echo "setup: the header-end fix did not apply" >&2; exit 1; }
+    echo "setup: civetweb: applied the header-end fix"
+  fi
+}
+
 if [ -f "$civetweb_dir/src/civetweb.c" ] && [ -f "$civetweb_dir/include/civetweb.h" ]; then
+  apply_civetweb_fixes "$civetweb_dir"
   exit 0
 fi
 
@@ -88,5 +113,6 @@ rm -rf "$civetweb_dir.tmp"
 mkdir -p "$civetweb_dir.tmp"
 cp -r "$src/src" "$src/include" "$src/LICENSE.md" "$civetweb_dir.tmp/"
 [ -d "$src/debian" ] && cp "$src/debian/changelog" "$civetweb_dir.tmp/debian-changelog" || true
+apply_civetweb_fixes "$civetweb_dir.tmp"
 mv "$civetweb_dir.tmp" "$civetweb_dir"
 echo "setup: civetweb source in $civetweb_dir"
