@@ -73,6 +73,36 @@ apply_civetweb_fixes() {
     grep -q "cardiotwin fix: header-end" "$c" || { echo "setup: the header-end fix did not apply" >&2; exit 1; }
     echo "setup: civetweb: applied the header-end fix"
   fi
+  #  body-time: pull_all, which reads a request body for mg_read, gave up
+  #  only when a single receive timed out, so a client sending a byte every
+  #  few seconds held a worker for as long as it liked. With the fix a read
+  #  returns what it has once request_timeout_ms has passed, and
+  #  src/http/body.c's minimum pace closes the connection.
+  if ! grep -q "cardiotwin fix: body-time" "$c"; then
+    if [ "$(grep -c '^pull_all(FILE \*fp, struct mg_connection \*conn, char \*buf, int len)$' "$c")" != "1" ]; then
+      echo "setup: civetweb.c has changed: cannot apply the body-time fix (see scripts/setup.sh)" >&2
+      exit 1
+    fi
+    awk 'BEGIN { state = 0 }
+         /^pull_all\(FILE \*fp, struct mg_connection \*conn, char \*buf, int len\)$/ { state = 1 }
+         { print }
+         state == 1 && /^\t\t\tlen -= n;$/ {
+           print "\t\t\t/* cardiotwin fix: body-time: bytes trickling in do not extend the"
+           print "\t\t\t * request timeout: return what was read once it has passed. */"
+           print "\t\t\tif ((timeout >= 0.0)"
+           print "\t\t\t    && ((mg_get_current_time_ns() - start_time) > timeout_ns)) {"
+           print "\t\t\t\tbreak;"
+           print "\t\t\t}"
+           state = 2
+         }' "$c" > "$c.fixed"
+    if ! grep -q "cardiotwin fix: body-time" "$c.fixed"; then
+      rm -f "$c.fixed"
+      echo "setup: the body-time fix did not apply" >&2
+      exit 1
+    fi
+    mv "$c.fixed" "$c"
+    echo "setup: civetweb: applied the body-time fix"
+  fi
 }
 
 if [ -f "$civetweb_dir/src/civetweb.c" ] && [ -f "$civetweb_dir/include/civetweb.h" ]; then
