@@ -340,10 +340,23 @@ async function main() {
   ok(`demo-1 raised alert ${alertId} (${prio})`);
   const banner = await page.getByTestId('alert-banner').getAttribute('data-priority');
   expect(['high', 'medium', 'low'].includes(banner), 'the banner shows an alert priority', banner);
-  const live = await page.evaluate(() => ['alert-announcer', 'alert-announcer-high'].map((id) => {
+  // An alert is announced when it opens while the page watches, or when the
+  // page opens a patient with an alert open. demo-1's ventricular runs open
+  // and clear within seconds, so the one acknowledged above may have come
+  // and gone before the page subscribed: wait (bounded) for one to open.
+  const readAnnouncers = () => page.evaluate(() => ['alert-announcer', 'alert-announcer-high'].map((id) => {
     const e = document.querySelector(`[data-testid="${id}"]`);
     return { live: e.getAttribute('aria-live'), text: e.textContent };
   }));
+  let live = await readAnnouncers();
+  try {
+    live = await waitFor('an alert announced', async () => {
+      const l = await readAnnouncers();
+      return / priority alert: /.test(l.map((x) => x.text).join(' ')) ? l : null;
+    }, Math.max(10000, 100000 - (Date.now() - started)), 250);
+  } catch (e) {
+    live = await readAnnouncers();
+  }
   const announced = live.map((l) => l.text).join(' ').trim();
   expect(live[0].live === 'polite' && live[1].live === 'assertive' && / priority alert: /.test(announced),
     'open alerts are announced to screen readers (aria-live)', announced);
