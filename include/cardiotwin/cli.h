@@ -48,6 +48,24 @@ void ct_progress_update(ct_progress *p, int64_t done);
 /* Clears the bar line so that the next line printed starts clean. */
 void ct_progress_finish(ct_progress *p);
 
+/* Helpers of the commands that keep accounts in the database (token, user). */
+typedef struct ct_store ct_store;
+/* Wall-clock time in ms since the epoch (for states such as "expired"). */
+int64_t ct_cli_wall_ms(void);
+/* t_ms as "2025-05-01T12:00:00Z" (UTC) into buf, or `dash` when t_ms <= 0. */
+void ct_cli_format_time(int64_t t_ms, const char *dash, char *buf, size_t cap);
+/* Opens cli->db_path. ct_store_open makes a missing file; with create 0 a
+ * missing file is CT_ENOTFOUND instead, so that reading or changing what is
+ * not there never leaves an empty database behind. */
+int ct_cli_open_store(const ct_cli *cli, int create, ct_store **st, ct_error *err);
+/* For a subcommand that takes no option but --help and exactly `want_args`
+ * arguments: 0 when argv is so (the arguments start at optind); -1 after
+ * printing usage(stdout) for --help; else ct_cli_usage(cmd, "%s", what). */
+int ct_cli_no_options(const char *cmd, void (*usage)(FILE *out), int argc, char **argv, int want_args,
+                      const char *what);
+/* A table column's width: w, or the length of s if that is more. */
+int ct_cli_width(int w, const char *s);
+
 /* Commands (src/cli/cmd_*.c). */
 int ct_cmd_import(const ct_cli *cli, int argc, char **argv);
 int ct_cmd_mitdb(const ct_cli *cli, int argc, char **argv);

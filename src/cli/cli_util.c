@@ -1,12 +1,17 @@
-/* Shared pieces of the command line: one-line errors and the progress bar.
- * The bar is drawn on stderr only when stderr is a terminal, so that logs and
- * pipes get nothing but the summaries. */
+/* Shared pieces of the command line: one-line errors, the progress bar and
+ * what the account commands (token, user) share. The bar is drawn on stderr
+ * only when stderr is a terminal, so that logs and pipes get nothing but the
+ * summaries. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cardiotwin/cli.h"
+#include "cardiotwin/store.h"
 
 CT_PRINTF(3, 0) static void vprint_line(const char *cmd, const char *suffix, const char *fmt, va_list ap)
 {
@@ -93,4 +98,58 @@ void ct_progress_finish(ct_progress *p)
         fflush(stderr);
     }
     p->drawn = 0;
+}
+
+int64_t ct_cli_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ct_cli_format_time(int64_t t_ms, const char *dash, char *buf, size_t cap)
+{
+    if (t_ms <= 0) {
+        snprintf(buf, cap, "%s", dash);
+        return;
+    }
+    time_t s = (time_t)(t_ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "%lld", (long long)t_ms);
+}
+
+int ct_cli_open_store(const ct_cli *cli, int create, ct_store **st, ct_error *err)
+{
+    struct stat sb;
+    if (!create && stat(cli->db_path, &sb) != 0)
+        return ct_error_set(err, CT_ENOTFOUND, "%s: %s (give --db)", cli->db_path, strerror(errno));
+    return ct_store_open(cli->db_path, st, err);
+}
+
+int ct_cli_no_options(const char *cmd, void (*usage)(FILE *out), int argc, char **argv, int want_args,
+                      const char *what)
+{
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":h", longopts, NULL);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            usage(stdout);
+            return -1;
+        }
+        return ct_cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+    }
+    if (argc - optind != want_args)
+        return ct_cli_usage(cmd, "%s", what);
+    return 0;
+}
+
+int ct_cli_width(int w, const char *s)
+{
+    size_t n = strlen(s);
+    return n > (size_t)w ? (int)n : w;
 }

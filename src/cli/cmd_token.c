@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -66,35 +64,6 @@ static void usage(FILE *out)
             "The database is --db (default: $CARDIOTWIN_DB, else ./cardiotwin.db).\n"
             "exit codes: 0 ok, 1 failure, 2 usage.\n",
             CT_HTTP_TOKEN_MAX_DAYS);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "2025-05-01T12:00:00Z", or dash for 0. */
-static void format_time(int64_t t_ms, const char *dash, char *buf, size_t cap)
-{
-    if (t_ms <= 0) {
-        snprintf(buf, cap, "%s", dash);
-        return;
-    }
-    time_t s = (time_t)(t_ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, cap, "%lld", (long long)t_ms);
-}
-
-/* ct_store_open would create a missing file: list and revoke never do. */
-static int open_store(const ct_cli *cli, int create, ct_store **st, ct_error *err)
-{
-    struct stat sb;
-    if (!create && stat(cli->db_path, &sb) != 0)
-        return ct_error_set(err, CT_ENOTFOUND, "%s: %s (give --db)", cli->db_path, strerror(errno));
-    return ct_store_open(cli->db_path, st, err);
 }
 
 static int cmd_create(const ct_cli *cli, int argc, char **argv)
@@ -162,7 +131,7 @@ static int cmd_create(const ct_cli *cli, int argc, char **argv)
     ct_audit_actor_local(&by, who, sizeof who);
     ct_store *st = NULL;
     ct_error err = {0};
-    if (open_store(cli, 1, &st, &err) != CT_OK)
+    if (ct_cli_open_store(cli, 1, &st, &err) != CT_OK)
         return ct_cli_fail(CMD, "%s", err.msg);
     char token[CT_HTTP_TOKEN_BUF];
     ct_store_token row;
@@ -179,7 +148,7 @@ static int cmd_create(const ct_cli *cli, int argc, char **argv)
                            row.name, (long long)row.id, (long long)row.id);
     if (!cli->quiet) {
         char exp[32];
-        format_time(row.expires_ms, "never", exp, sizeof exp);
+        ct_cli_format_time(row.expires_ms, "never", exp, sizeof exp);
         fprintf(stderr, "cardiotwin %s: created token %lld '%s': role %s (%s)%s%s, expires %s. It is shown this "
                 "once: store it now.\n",
                 CMD, (long long)row.id, row.name, row.role, row.scopes, row.patient[0] ? ", bound to Patient/" : "",
@@ -190,26 +159,14 @@ static int cmd_create(const ct_cli *cli, int argc, char **argv)
 
 static int cmd_list(const ct_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":h", longopts, NULL);
-        if (c == -1)
-            break;
-        if (c == 'h') {
-            usage(stdout);
-            return CT_EXIT_OK;
-        }
-        return ct_cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
-    }
-    if (optind < argc)
-        return ct_cli_usage(CMD, "list takes no arguments ('%s')", argv[optind]);
+    int u = ct_cli_no_options(CMD, usage, argc, argv, 0, "list takes no arguments");
+    if (u)
+        return u < 0 ? CT_EXIT_OK : u;
     ct_store *st = NULL;
     ct_error err = {0};
     ct_store_token *t = NULL;
     size_t n = 0;
-    if (open_store(cli, 0, &st, &err) != CT_OK || ct_store_token_list(st, &t, &n, &err) != CT_OK) {
+    if (ct_cli_open_store(cli, 0, &st, &err) != CT_OK || ct_store_token_list(st, &t, &n, &err) != CT_OK) {
         ct_store_close(st);
         return ct_cli_fail(CMD, "list: %s", err.msg);
     }
@@ -217,19 +174,18 @@ static int cmd_list(const ct_cli *cli, int argc, char **argv)
     /* Column widths from the content: names and patients are up to 64. */
     int wn = 4, wp = 7;
     for (size_t i = 0; i < n; i++) {
-        int ln = (int)strlen(t[i].name), lp = (int)strlen(t[i].patient);
-        wn = ln > wn ? ln : wn;
-        wp = lp > wp ? lp : wp;
+        wn = ct_cli_width(wn, t[i].name);
+        wp = ct_cli_width(wp, t[i].patient);
     }
-    int64_t now = now_ms();
+    int64_t now = ct_cli_wall_ms();
     printf("%-4s %-*s %-9s %-*s %-7s %-20s %-20s %-20s %-20s %s\n", "ID", wn, "NAME", "ROLE", wp, "PATIENT",
            "STATE", "CREATED", "EXPIRES", "REVOKED", "LAST-USED", "SCOPES");
     for (size_t i = 0; i < n; i++) {
         char created[32], expires[32], revoked[32], used[32];
-        format_time(t[i].created_ms, "-", created, sizeof created);
-        format_time(t[i].expires_ms, "never", expires, sizeof expires);
-        format_time(t[i].revoked_ms, "-", revoked, sizeof revoked);
-        format_time(t[i].last_used_ms, "never", used, sizeof used);
+        ct_cli_format_time(t[i].created_ms, "-", created, sizeof created);
+        ct_cli_format_time(t[i].expires_ms, "never", expires, sizeof expires);
+        ct_cli_format_time(t[i].revoked_ms, "-", revoked, sizeof revoked);
+        ct_cli_format_time(t[i].last_used_ms, "never", used, sizeof used);
         printf("%-4lld %-*s %-9s %-*s %-7s %-20s %-20s %-20s %-20s %s\n", (long long)t[i].id, wn, t[i].name, t[i].role,
                wp, t[i].patient[0] ? t[i].patient : "-", ct_http_token_state_name(ct_http_token_state_at(&t[i], now)),
                created, expires, revoked, used, t[i].scopes);
@@ -242,28 +198,16 @@ static int cmd_list(const ct_cli *cli, int argc, char **argv)
 
 static int cmd_revoke(const ct_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":h", longopts, NULL);
-        if (c == -1)
-            break;
-        if (c == 'h') {
-            usage(stdout);
-            return CT_EXIT_OK;
-        }
-        return ct_cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
-    }
-    if (argc - optind != 1)
-        return ct_cli_usage(CMD, "revoke takes one token name or id");
+    int u = ct_cli_no_options(CMD, usage, argc, argv, 1, "revoke takes one token name or id");
+    if (u)
+        return u < 0 ? CT_EXIT_OK : u;
     const char *which = argv[optind];
     char who[CT_AUDIT_ACTOR_MAX + 1];
     ct_audit_actor by;
     ct_audit_actor_local(&by, who, sizeof who);
     ct_store *st = NULL;
     ct_error err = {0};
-    if (open_store(cli, 0, &st, &err) != CT_OK)
+    if (ct_cli_open_store(cli, 0, &st, &err) != CT_OK)
         return ct_cli_fail(CMD, "revoke: %s", err.msg);
     ct_store_token row;
     int already = 0;
@@ -275,7 +219,7 @@ static int cmd_revoke(const ct_cli *cli, int argc, char **argv)
         return ct_cli_fail(CMD, "revoke %s: %s", which, err.msg);
     if (!cli->quiet) {
         char when[32];
-        format_time(row.revoked_ms, "-", when, sizeof when);
+        ct_cli_format_time(row.revoked_ms, "-", when, sizeof when);
         if (already)
             fprintf(stderr, "cardiotwin %s: token %lld '%s' was already revoked at %s by %s\n", CMD,
                     (long long)row.id, row.name, when, row.revoked_by);

@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -68,33 +66,6 @@ static void usage(FILE *out)
             "The database is --db (default: $CARDIOTWIN_DB, else ./cardiotwin.db).\n"
             "exit codes: 0 ok, 1 failure, 2 usage.\n",
             CT_HTTP_LOGIN_MAX_FAILURES, CT_HTTP_PASSWORD_MIN);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void format_time(int64_t t_ms, const char *dash, char *buf, size_t cap)
-{
-    if (t_ms <= 0) {
-        snprintf(buf, cap, "%s", dash);
-        return;
-    }
-    time_t s = (time_t)(t_ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, cap, "%lld", (long long)t_ms);
-}
-
-static int open_store(const ct_cli *cli, int create, ct_store **st, ct_error *err)
-{
-    struct stat sb;
-    if (!create && stat(cli->db_path, &sb) != 0)
-        return ct_error_set(err, CT_ENOTFOUND, "%s: %s (give --db)", cli->db_path, strerror(errno));
-    return ct_store_open(cli->db_path, st, err);
 }
 
 /* One line (without its end) into buf; the rest of the stream is not read.
@@ -221,7 +192,7 @@ static int cmd_create(const ct_cli *cli, int argc, char **argv)
     ct_store *st = NULL;
     ct_error err = {0};
     ct_store_user row;
-    rc = open_store(cli, 1, &st, &err);
+    rc = ct_cli_open_store(cli, 1, &st, &err);
     if (rc == CT_OK)
         rc = ct_http_user_create(st, &spec, &by, &row, &err);
     OPENSSL_cleanse(pw, sizeof pw);
@@ -234,54 +205,33 @@ static int cmd_create(const ct_cli *cli, int argc, char **argv)
     return CT_EXIT_OK;
 }
 
-static int no_options(int argc, char **argv, int want_args, const char *what)
-{
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":h", longopts, NULL);
-        if (c == -1)
-            break;
-        if (c == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        return ct_cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
-    }
-    if (argc - optind != want_args)
-        return ct_cli_usage(CMD, "%s", what);
-    return 0;
-}
-
 static int cmd_list(const ct_cli *cli, int argc, char **argv)
 {
-    int u = no_options(argc, argv, 0, "list takes no arguments");
+    int u = ct_cli_no_options(CMD, usage, argc, argv, 0, "list takes no arguments");
     if (u)
         return u < 0 ? CT_EXIT_OK : u;
     ct_store *st = NULL;
     ct_error err = {0};
     ct_store_user *v = NULL;
     size_t n = 0;
-    if (open_store(cli, 0, &st, &err) != CT_OK || ct_store_user_list(st, &v, &n, &err) != CT_OK) {
+    if (ct_cli_open_store(cli, 0, &st, &err) != CT_OK || ct_store_user_list(st, &v, &n, &err) != CT_OK) {
         ct_store_close(st);
         return ct_cli_fail(CMD, "list: %s", err.msg);
     }
     ct_store_close(st);
     int wn = 4, wp = 7;
     for (size_t i = 0; i < n; i++) {
-        int ln = (int)strlen(v[i].name), lp = (int)strlen(v[i].patient);
-        wn = ln > wn ? ln : wn;
-        wp = lp > wp ? lp : wp;
+        wn = ct_cli_width(wn, v[i].name);
+        wp = ct_cli_width(wp, v[i].patient);
     }
-    int64_t now = now_ms();
+    int64_t now = ct_cli_wall_ms();
     printf("%-4s %-*s %-9s %-*s %-8s %-6s %-20s %-20s %-20s %s\n", "ID", wn, "NAME", "ROLE", wp, "PATIENT", "STATE",
            "FAILED", "CREATED", "LAST-LOGIN", "LOCKED-UNTIL", "KDF");
     for (size_t i = 0; i < n; i++) {
         char created[32], last[32], locked[32], kdf[64];
-        format_time(v[i].created_ms, "-", created, sizeof created);
-        format_time(v[i].last_login_ms, "never", last, sizeof last);
-        format_time(v[i].locked_until_ms > now ? v[i].locked_until_ms : 0, "-", locked, sizeof locked);
+        ct_cli_format_time(v[i].created_ms, "-", created, sizeof created);
+        ct_cli_format_time(v[i].last_login_ms, "never", last, sizeof last);
+        ct_cli_format_time(v[i].locked_until_ms > now ? v[i].locked_until_ms : 0, "-", locked, sizeof locked);
         snprintf(kdf, sizeof kdf, "%s:%lld:%lld:%lld", v[i].kdf, (long long)v[i].kdf_cost, (long long)v[i].kdf_block,
                  (long long)v[i].kdf_parallel);
         printf("%-4lld %-*s %-9s %-*s %-8s %-6lld %-20s %-20s %-20s %s\n", (long long)v[i].id, wn, v[i].name,
@@ -295,58 +245,86 @@ static int cmd_list(const ct_cli *cli, int argc, char **argv)
     return CT_EXIT_OK;
 }
 
-static int cmd_disable(const ct_cli *cli, int argc, char **argv)
+/* What disable, unlock and passwd do to one named user (the http room's
+ * work); `arg` is the call's own in or out value. */
+typedef int (*user_change_fn)(ct_store *st, const char *name, const ct_audit_actor *by, void *arg, ct_error *err);
+
+/* Applies `change` to user `name` with the operator as the actor, in the
+ * database that must exist, and turns a failure into the command's one
+ * line (a missing database reads as a missing user). */
+static int change_user(const ct_cli *cli, const char *verb, const char *name, user_change_fn change, void *arg)
 {
-    int u = no_options(argc, argv, 1, "disable takes one user name");
-    if (u)
-        return u < 0 ? CT_EXIT_OK : u;
-    const char *name = argv[optind];
     char who[CT_AUDIT_ACTOR_MAX + 1];
     ct_audit_actor by;
     ct_audit_actor_local(&by, who, sizeof who);
     ct_store *st = NULL;
     ct_error err = {0};
-    int already = 0;
-    int rc = open_store(cli, 0, &st, &err);
+    int rc = ct_cli_open_store(cli, 0, &st, &err);
     if (rc == CT_OK)
-        rc = ct_http_user_disable(st, name, &by, &already, &err);
+        rc = change(st, name, &by, arg, &err);
     ct_store_close(st);
     if (rc == CT_ENOTFOUND)
-        return ct_cli_fail(CMD, "disable: there is no user %s ('cardiotwin user list' shows them)", name);
+        return ct_cli_fail(CMD, "%s: there is no user %s ('cardiotwin user list' shows them)", verb, name);
     if (rc != CT_OK)
-        return ct_cli_fail(CMD, "disable %s: %s", name, err.msg);
-    if (!cli->quiet)
-        fprintf(stderr, already ? "cardiotwin %s: user %s was already disabled\n"
-                                : "cardiotwin %s: disabled user %s; their sessions are ended\n",
-                CMD, name);
+        return ct_cli_fail(CMD, "%s %s: %s", verb, name, err.msg);
     return CT_EXIT_OK;
 }
 
-static int cmd_unlock(const ct_cli *cli, int argc, char **argv)
+static int disable_user(ct_store *st, const char *name, const ct_audit_actor *by, void *already, ct_error *err)
 {
-    int u = no_options(argc, argv, 1, "unlock takes one user name");
+    return ct_http_user_disable(st, name, by, already, err);
+}
+
+static int unlock_user(ct_store *st, const char *name, const ct_audit_actor *by, void *was_locked, ct_error *err)
+{
+    return ct_http_user_unlock(st, name, by, was_locked, err);
+}
+
+/* disable and unlock: a name, the change, and a line that says whether the
+ * change's flag (already disabled, was locked) was set: the words before
+ * and after the user's name, for flag 0 and 1. */
+typedef struct flag_change {
+    const char *verb;
+    user_change_fn change;
+    const char *said[2][2];
+} flag_change;
+
+static const flag_change disable_change = {
+    "disable",
+    disable_user,
+    {{"disabled user ", "; their sessions are ended"}, {"user ", " was already disabled"}},
+};
+static const flag_change unlock_change = {
+    "unlock",
+    unlock_user,
+    {{"user ", " was not locked; failed logins counted from zero again"},
+     {"unlocked user ", "; failed logins counted from zero again"}},
+};
+
+static int cmd_flag_change(const ct_cli *cli, const flag_change *fc, int argc, char **argv)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s takes one user name", fc->verb);
+    int u = ct_cli_no_options(CMD, usage, argc, argv, 1, what);
     if (u)
         return u < 0 ? CT_EXIT_OK : u;
     const char *name = argv[optind];
-    char who[CT_AUDIT_ACTOR_MAX + 1];
-    ct_audit_actor by;
-    ct_audit_actor_local(&by, who, sizeof who);
-    ct_store *st = NULL;
-    ct_error err = {0};
-    int was = 0;
-    int rc = open_store(cli, 0, &st, &err);
-    if (rc == CT_OK)
-        rc = ct_http_user_unlock(st, name, &by, &was, &err);
-    ct_store_close(st);
-    if (rc == CT_ENOTFOUND)
-        return ct_cli_fail(CMD, "unlock: there is no user %s ('cardiotwin user list' shows them)", name);
-    if (rc != CT_OK)
-        return ct_cli_fail(CMD, "unlock %s: %s", name, err.msg);
-    if (!cli->quiet)
-        fprintf(stderr, was ? "cardiotwin %s: unlocked user %s; failed logins counted from zero again\n"
-                            : "cardiotwin %s: user %s was not locked; failed logins counted from zero again\n",
-                CMD, name);
-    return CT_EXIT_OK;
+    int flag = 0;
+    int rc = change_user(cli, fc->verb, name, fc->change, &flag);
+    if (rc == CT_EXIT_OK && !cli->quiet)
+        fprintf(stderr, "cardiotwin %s: %s%s%s\n", CMD, fc->said[flag != 0][0], name, fc->said[flag != 0][1]);
+    return rc;
+}
+
+typedef struct new_password {
+    const char *pw;
+    size_t len;
+} new_password;
+
+static int set_password(ct_store *st, const char *name, const ct_audit_actor *by, void *arg, ct_error *err)
+{
+    const new_password *p = arg;
+    return ct_http_user_set_password(st, name, p->pw, p->len, NULL, by, err);
 }
 
 static int cmd_passwd(const ct_cli *cli, int argc, char **argv)
@@ -380,23 +358,12 @@ static int cmd_passwd(const ct_cli *cli, int argc, char **argv)
     int rc = read_password(pwfile, name, pw, sizeof pw, &n);
     if (rc != 0)
         return rc;
-    char who[CT_AUDIT_ACTOR_MAX + 1];
-    ct_audit_actor by;
-    ct_audit_actor_local(&by, who, sizeof who);
-    ct_store *st = NULL;
-    ct_error err = {0};
-    rc = open_store(cli, 0, &st, &err);
-    if (rc == CT_OK)
-        rc = ct_http_user_set_password(st, name, pw, n, NULL, &by, &err);
+    new_password np = {pw, n};
+    rc = change_user(cli, "passwd", name, set_password, &np);
     OPENSSL_cleanse(pw, sizeof pw);
-    ct_store_close(st);
-    if (rc == CT_ENOTFOUND)
-        return ct_cli_fail(CMD, "passwd: there is no user %s ('cardiotwin user list' shows them)", name);
-    if (rc != CT_OK)
-        return ct_cli_fail(CMD, "passwd %s: %s", name, err.msg);
-    if (!cli->quiet)
+    if (rc == CT_EXIT_OK && !cli->quiet)
         fprintf(stderr, "cardiotwin %s: new password set for %s; their sessions are ended\n", CMD, name);
-    return CT_EXIT_OK;
+    return rc;
 }
 
 int ct_cmd_user(const ct_cli *cli, int argc, char **argv)
@@ -413,9 +380,9 @@ int ct_cmd_user(const ct_cli *cli, int argc, char **argv)
     if (strcmp(sub, "list") == 0)
         return cmd_list(cli, argc - 1, argv + 1);
     if (strcmp(sub, "disable") == 0)
-        return cmd_disable(cli, argc - 1, argv + 1);
+        return cmd_flag_change(cli, &disable_change, argc - 1, argv + 1);
     if (strcmp(sub, "unlock") == 0)
-        return cmd_unlock(cli, argc - 1, argv + 1);
+        return cmd_flag_change(cli, &unlock_change, argc - 1, argv + 1);
     if (strcmp(sub, "passwd") == 0)
         return cmd_passwd(cli, argc - 1, argv + 1);
     return ct_cli_usage(CMD, "unknown subcommand '%s' (create, list, disable, unlock or passwd)", sub);

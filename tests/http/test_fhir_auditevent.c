@@ -116,103 +116,120 @@ static const char *found(ct_store *st, const char *query)
     return out;
 }
 
+/* One query and the seqs it must find, newest first unless it sorts. */
+typedef struct search_case {
+    const char *query;
+    const char *want;
+} search_case;
+
+static void check_found(ct_store *st, const search_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *got = found(st, cases[i].query);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("?%s: found \"%s\", expected \"%s\"", cases[i].query, got, cases[i].want);
+    }
+}
+
 static void test_default_and_sort(void **state)
 {
-    ct_store *st = *state;
-    assert_string_equal(found(st, ""), "10 9 8 7 6 5 4 3 2 1");
-    assert_string_equal(found(st, "_sort=date"), "1 2 3 4 5 6 7 8 9 10");
-    assert_string_equal(found(st, "_sort=-date"), "10 9 8 7 6 5 4 3 2 1");
-    assert_string_equal(found(st, "_count=3"), "10 9 8");
-    assert_string_equal(found(st, "_count=3&_offset=3"), "7 6 5");
-    assert_string_equal(found(st, "_count=3&_offset=9"), "1");
-    assert_string_equal(found(st, "_count=0"), "");
+    static const search_case cases[] = {
+        {"", "10 9 8 7 6 5 4 3 2 1"},
+        {"_sort=date", "1 2 3 4 5 6 7 8 9 10"},
+        {"_sort=-date", "10 9 8 7 6 5 4 3 2 1"},
+        {"_count=3", "10 9 8"},
+        {"_count=3&_offset=3", "7 6 5"},
+        {"_count=3&_offset=9", "1"},
+        {"_count=0", ""},
+    };
+    check_found(*state, cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_date_prefixes(void **state)
 {
-    ct_store *st = *state;
-    assert_string_equal(found(st, "date=2026-03-01&_sort=date"), "1 2 3 4 5 6 7 8 9");
-    assert_string_equal(found(st, "date=eq2026-03-02&_sort=date"), "10");
-    assert_string_equal(found(st, "date=ne2026-03-01&_sort=date"), "10");
-    assert_string_equal(found(st, "date=2026-03-01T10:02:00Z"), "3");
-    assert_string_equal(found(st, "date=gt2026-03-01T10:02:00Z&_sort=date"), "4 5 6 7 8 9 10");
-    assert_string_equal(found(st, "date=sa2026-03-01T10:02:00Z&_sort=date"), "4 5 6 7 8 9 10");
-    assert_string_equal(found(st, "date=ge2026-03-01T10:02:00Z&_sort=date"), "3 4 5 6 7 8 9 10");
-    assert_string_equal(found(st, "date=lt2026-03-01T10:02:00Z&_sort=date"), "1 2");
-    assert_string_equal(found(st, "date=eb2026-03-01T10:02:00Z&_sort=date"), "1 2");
-    assert_string_equal(found(st, "date=le2026-03-01T10:02:00Z&_sort=date"), "1 2 3");
-    /* A time in another zone is the same instant. */
-    assert_string_equal(found(st, "date=2026-03-01T11:02:00%2B01:00"), "3");
-    /* Two clauses AND: a range. */
-    assert_string_equal(found(st, "date=ge2026-03-01T10:01:00Z&date=lt2026-03-01T10:04:00Z&_sort=date"), "2 3 4");
-    /* Values of one clause OR. */
-    assert_string_equal(found(st, "date=2026-03-01T10:00:00Z,2026-03-02&_sort=date"), "1 10");
-    /* ap: now is 10:30; the minute [11:00, 11:01) is widened by 3 minutes
-     * on each side (10% of 30 minutes): [10:57, 11:04) holds 6 7 8 9;
-     * [09:57, 10:04) holds 1 2 3 4 but not 10:04 (5). */
-    assert_string_equal(found(st, "date=ap2026-03-01T11:00Z&_sort=date"), "6 7 8 9");
-    assert_string_equal(found(st, "date=ap2026-03-01T10:00Z&_sort=date"), "1 2 3 4");
+    static const search_case cases[] = {
+        {"date=2026-03-01&_sort=date", "1 2 3 4 5 6 7 8 9"},
+        {"date=eq2026-03-02&_sort=date", "10"},
+        {"date=ne2026-03-01&_sort=date", "10"},
+        {"date=2026-03-01T10:02:00Z", "3"},
+        {"date=gt2026-03-01T10:02:00Z&_sort=date", "4 5 6 7 8 9 10"},
+        {"date=sa2026-03-01T10:02:00Z&_sort=date", "4 5 6 7 8 9 10"},
+        {"date=ge2026-03-01T10:02:00Z&_sort=date", "3 4 5 6 7 8 9 10"},
+        {"date=lt2026-03-01T10:02:00Z&_sort=date", "1 2"},
+        {"date=eb2026-03-01T10:02:00Z&_sort=date", "1 2"},
+        {"date=le2026-03-01T10:02:00Z&_sort=date", "1 2 3"},
+        /* A time in another zone is the same instant. */
+        {"date=2026-03-01T11:02:00%2B01:00", "3"},
+        /* Two clauses AND: a range. */
+        {"date=ge2026-03-01T10:01:00Z&date=lt2026-03-01T10:04:00Z&_sort=date", "2 3 4"},
+        /* Values of one clause OR. */
+        {"date=2026-03-01T10:00:00Z,2026-03-02&_sort=date", "1 10"},
+        /* ap: now is 10:30; the minute [11:00, 11:01) is widened by 3 minutes
+         * on each side (10% of 30 minutes): [10:57, 11:04) holds 6 7 8 9;
+         * [09:57, 10:04) holds 1 2 3 4 but not 10:04 (5). */
+        {"date=ap2026-03-01T11:00Z&_sort=date", "6 7 8 9"},
+        {"date=ap2026-03-01T10:00Z&_sort=date", "1 2 3 4"},
+    };
+    check_found(*state, cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_tokens(void **state)
 {
-    ct_store *st = *state;
-    assert_string_equal(found(st, "patient=p1"), "7 5 2 1");
-    assert_string_equal(found(st, "patient=Patient/p2"), "3");
-    assert_string_equal(found(st, "patient=p1,p2"), "7 5 3 2 1");
-    assert_string_equal(found(st, "patient=nobody"), "");
-    assert_string_equal(found(st, "patient:missing=true"), "10 9 8 6 4");
-    assert_string_equal(found(st, "patient:missing=false"), "7 5 3 2 1");
-    assert_string_equal(found(st, "agent=dr-lee"), "9 7 3 1");
-    assert_string_equal(found(st, "agent=gw-1,root"), "10 5 4 2");
-    assert_string_equal(found(st, "agent=somesystem|dr-lee"), "");
-    assert_string_equal(found(st, "agent=dr-lee&patient=p1"), "7 1");
-    /* action: C R U D E as each action's AuditEvent.action. */
-    assert_string_equal(found(st, "action=C"), "10 2");
-    assert_string_equal(found(st, "action=R"), "8 7 4 1");
-    assert_string_equal(found(st, "action=U"), "5");
-    assert_string_equal(found(st, "action=D"), "6");
-    assert_string_equal(found(st, "action=E"), "9 3");
-    assert_string_equal(found(st, "action=http://hl7.org/fhir/audit-event-action|D"), "6");
-    assert_string_equal(found(st, "action=other|D"), "");
-    assert_string_equal(found(st, "action=X"), "");
-    /* subtype: the interaction, by the shape of the entry. */
-    assert_string_equal(found(st, "subtype=read"), "1");
-    assert_string_equal(found(st, "subtype=search-type"), "3");
-    assert_string_equal(found(st, "subtype=search-system"), "9");
-    assert_string_equal(found(st, "subtype=http://hl7.org/fhir/restful-interaction|history-instance"), "7");
-    assert_string_equal(found(st, "subtype=history-type"), "");
-    assert_string_equal(found(st, "subtype=110137"), "10");
-    assert_string_equal(found(st, "subtype=http://dicom.nema.org/resources/ontology/DCM|110137"), "10");
-    /* cardiotwin's own action codes name an action whole. */
-    assert_string_equal(found(st, "subtype=search"), "9 3");
-    assert_string_equal(found(st, "subtype=https://cardiotwin.example/fhir/CodeSystem/audit-action|audit-read"),
-                        "8");
-    assert_string_equal(found(st, "subtype=https://cardiotwin.example/fhir/CodeSystem/audit-action|read"), "1");
-    assert_string_equal(found(st, "subtype=create,delete"), "6 2");
-    assert_string_equal(found(st, "subtype=nothing"), "");
-    /* entity-type */
-    assert_string_equal(found(st, "entity-type=1"), "7 5 3 2 1");
-    assert_string_equal(found(st, "entity-type=http://terminology.hl7.org/CodeSystem/audit-entity-type|2"),
-                        "8 7 6 5 4 3 2 1");
-    assert_string_equal(found(st, "entity-type=4"), "4 3");
-    assert_string_equal(found(st, "entity-type=XrequestId"), "9 8 7 6 5 3 2 1");
-    assert_string_equal(found(st, "entity-type=Device"), "6");
-    assert_string_equal(found(st, "entity-type=http://hl7.org/fhir/resource-types|Observation"), "7 5 3 2");
-    assert_string_equal(found(st, "entity-type:missing=true"), "10");
-    assert_string_equal(found(st, "entity-type=9"), "");
-    /* outcome and _id */
-    assert_string_equal(found(st, "outcome=8"), "5");
-    assert_string_equal(found(st, "outcome=0&agent=gw-1"), "2");
-    assert_string_equal(found(st, "outcome=3"), "");
-    assert_string_equal(found(st, "_id=4,6"), "6 4");
-    assert_string_equal(found(st, "_id=0"), "");
-    assert_string_equal(found(st, "_id=abc"), "");
-    assert_string_equal(found(st, "_id=99"), "");
-    /* Everything at once. */
-    assert_string_equal(found(st, "patient=p1&agent=gw-1&action=U&date=ge2026-03-01&subtype=update&"
-                                  "entity-type=2&outcome=8&_id=5"),
-                        "5");
+    static const search_case cases[] = {
+        {"patient=p1", "7 5 2 1"},
+        {"patient=Patient/p2", "3"},
+        {"patient=p1,p2", "7 5 3 2 1"},
+        {"patient=nobody", ""},
+        {"patient:missing=true", "10 9 8 6 4"},
+        {"patient:missing=false", "7 5 3 2 1"},
+        {"agent=dr-lee", "9 7 3 1"},
+        {"agent=gw-1,root", "10 5 4 2"},
+        {"agent=somesystem|dr-lee", ""},
+        {"agent=dr-lee&patient=p1", "7 1"},
+        /* action: C R U D E as each action's AuditEvent.action. */
+        {"action=C", "10 2"},
+        {"action=R", "8 7 4 1"},
+        {"action=U", "5"},
+        {"action=D", "6"},
+        {"action=E", "9 3"},
+        {"action=http://hl7.org/fhir/audit-event-action|D", "6"},
+        {"action=other|D", ""},
+        {"action=X", ""},
+        /* subtype: the interaction, by the shape of the entry. */
+        {"subtype=read", "1"},
+        {"subtype=search-type", "3"},
+        {"subtype=search-system", "9"},
+        {"subtype=http://hl7.org/fhir/restful-interaction|history-instance", "7"},
+        {"subtype=history-type", ""},
+        {"subtype=110137", "10"},
+        {"subtype=http://dicom.nema.org/resources/ontology/DCM|110137", "10"},
+        /* cardiotwin's own action codes name an action whole. */
+        {"subtype=search", "9 3"},
+        {"subtype=https://cardiotwin.example/fhir/CodeSystem/audit-action|audit-read", "8"},
+        {"subtype=https://cardiotwin.example/fhir/CodeSystem/audit-action|read", "1"},
+        {"subtype=create,delete", "6 2"},
+        {"subtype=nothing", ""},
+        /* entity-type */
+        {"entity-type=1", "7 5 3 2 1"},
+        {"entity-type=http://terminology.hl7.org/CodeSystem/audit-entity-type|2", "8 7 6 5 4 3 2 1"},
+        {"entity-type=4", "4 3"},
+        {"entity-type=XrequestId", "9 8 7 6 5 3 2 1"},
+        {"entity-type=Device", "6"},
+        {"entity-type=http://hl7.org/fhir/resource-types|Observation", "7 5 3 2"},
+        {"entity-type:missing=true", "10"},
+        {"entity-type=9", ""},
+        /* outcome and _id */
+        {"outcome=8", "5"},
+        {"outcome=0&agent=gw-1", "2"},
+        {"outcome=3", ""},
+        {"_id=4,6", "6 4"},
+        {"_id=0", ""},
+        {"_id=abc", ""},
+        {"_id=99", ""},
+        /* Everything at once. */
+        {"patient=p1&agent=gw-1&action=U&date=ge2026-03-01&subtype=update&entity-type=2&outcome=8&_id=5", "5"},
+    };
+    check_found(*state, cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_map_shape(void **state)

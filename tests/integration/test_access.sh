@@ -14,20 +14,7 @@
 # and that no token ever reaches the logs.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
-ct() { "$CT_BIN" --db "$db" "$@"; }
-
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
+ct_state
 
 # ---- the token command's refusals, before any server ----------------------------------------
 run ct token --help
@@ -55,7 +42,6 @@ run ct serve --port 0 --api-token-file /dev/null
 expect_eq "serve --api-token-file is gone: usage error" 2 "$rc"
 expect_match "... pointing at token create" 'cardiotwin token create' "$err"
 
-declare -A tok
 run ct token create --role admin --name admin-1
 expect_eq "create an admin token: 0" 0 "$rc"
 tok[adm]=$out
@@ -68,40 +54,9 @@ expect_eq "... and nothing on stdout" "" "$out"
 
 # ---- the server -------------------------------------------------------------------------------
 # --no-web: the dashboard's files are test_dashboard_api.sh's; here / is 404 whatever the build holds.
-"$CT_BIN" --db "$db" serve --port 0 --no-web >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-server_pid=$!
-port=""
-for i in $(seq 1 100); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --wait 100 --no-web
 ok "server listens on port $port"
-root="https://127.0.0.1:$port"
-
-# call TOKEN METHOD PATH [BODY-FILE [CONTENT-TYPE]]: sets $code, $body, $hdrs.
-call() {
-  local t=$1 m=$2 p=$3 f=${4:-} ctype=${5:-application/fhir+json}
-  local args=(-sS --cacert "$cert" -o "$ct_tmp/body" -D "$ct_tmp/hdrs" -w '%{http_code}' -H 'Expect:')
-  [ -n "$t" ] && args+=(-H "Authorization: Bearer $t")
-  if [ "$m" = HEAD ]; then args+=(-I); else args+=(-X "$m"); fi
-  [ -n "$f" ] && args+=(-H "Content-Type: $ctype" --data-binary @"$f")
-  : >"$ct_tmp/body"
-  code=$(curl "${args[@]}" "$root$p") || code="curl-failed"
-  body=$(cat "$ct_tmp/body")
-  hdrs=$(tr -d '\r' <"$ct_tmp/hdrs")
-}
-jget() { python3 -c "import json,sys; b=json.load(open('$ct_tmp/body')); print($1)"; }
-header() { printf '%s\n' "$hdrs" | sed -n "s/^$1: //Ip" | tail -n 1; }
+root=$origin
 
 # ---- the world the table runs in ----------------------------------------------------------------
 bodies="$ct_tmp/bodies"
@@ -120,7 +75,7 @@ idm() { printf '"id":"%s",' "$1"; }
 # put TYPE ID JSON: stored with the admin token, which must answer 200 or 201.
 put() {
   printf '%s' "$3" >"$ct_tmp/put.json"
-  call "${tok[adm]}" PUT "/fhir/$1/$2" "$ct_tmp/put.json"
+  ct_call "${tok[adm]}" PUT "/fhir/$1/$2" "$ct_tmp/put.json"
   case "$code" in 200|201) ;; *) fail "setting up $1/$2: $code $body" ;; esac
 }
 put Patient pat-a "$(pat "$(idm pat-a)" Able)"
@@ -166,18 +121,11 @@ batch batch "{\"resource\":$(obs "" pat-a),\"request\":{\"method\":\"POST\",\"ur
 batch transaction "{\"resource\":$(obs "" pat-b),\"request\":{\"method\":\"POST\",\"url\":\"Observation\"}}" >"$bodies/tx-create-b"
 
 # The other tokens, made while the server runs: it finds them at once.
-mk_token() { # mk_token KEY ROLE NAME [create options]
-  local key=$1
-  shift
-  run ct token create --role "$1" --name "$2" "${@:3}"
-  expect_eq "create token $2 ($1${3:+ $3 $4}): 0" 0 "$rc"
-  tok[$key]=$out
-}
-mk_token dev device device-1
-mk_token cli clinician clinician-1
-mk_token aud auditor auditor-1
-mk_token cliA clinician clinician-a --patient pat-a
-mk_token devA device gateway-a --patient pat-a
+ct_tok dev device device-1
+ct_tok cli clinician clinician-1
+ct_tok aud auditor auditor-1
+ct_tok cliA clinician clinician-a --patient pat-a
+ct_tok devA device gateway-a --patient pat-a
 tok[none]=""
 roles=(none dev cli aud adm cliA devA)
 
@@ -350,7 +298,7 @@ while read -r method path bodyname rest; do
       file="$bodies/$bodyname"
       [ "$bodyname" = form ] && ctype=application/x-www-form-urlencoded
     fi
-    call "${tok[$role]}" "$method" "$path" "$file" "$ctype"
+    ct_call "${tok[$role]}" "$method" "$path" "$file" "$ctype"
     got=$code
     if [[ "${want[$i]}" == */* ]]; then
       entry=$(jget "b['entry'][0]['response']['status'].split()[0]" 2>/dev/null || echo "no-entry")
@@ -390,40 +338,40 @@ expect_eq "every route and method of src/http/router.c has its rows in the table
 
 # ---- what a bound token finds -------------------------------------------------------------------------
 ids() { jget "' '.join(sorted(e['resource']['resourceType'] + '/' + e['resource']['id'] for e in b.get('entry', []) if e.get('search', {}).get('mode') == '${1:-match}'))"; }
-call "${tok[cliA]}" GET "/fhir/Patient"
+ct_call "${tok[cliA]}" GET "/fhir/Patient"
 expect_eq "clinician-a: a Patient search finds patient A alone" "Patient/pat-a" "$(ids)"
-call "${tok[cli]}" GET "/fhir/Patient?_id=pat-a,pat-b"
+ct_call "${tok[cli]}" GET "/fhir/Patient?_id=pat-a,pat-b"
 expect_eq "clinician: the same search finds both" "Patient/pat-a Patient/pat-b" "$(ids)"
-call "${tok[cliA]}" GET "/fhir/Observation?_count=100"
+ct_call "${tok[cliA]}" GET "/fhir/Observation?_count=100"
 expect_eq "clinician-a: every Observation found is patient A's" "True" \
   "$(jget "len(b['entry']) > 0 and all(e['resource']['subject']['reference'] == 'Patient/pat-a' for e in b['entry'])")"
 expect_eq "... total counts A's only" "$(jget "len(b['entry'])")" "$(jget "b['total']")"
-call "${tok[cliA]}" GET "/fhir/Observation?patient=pat-b"
+ct_call "${tok[cliA]}" GET "/fhir/Observation?patient=pat-b"
 expect_eq "clinician-a: asking for patient B's Observations finds none" "0" "$(jget "b['total']")"
-call "${tok[cliA]}" GET "/fhir/Observation?_id=obs-b"
+ct_call "${tok[cliA]}" GET "/fhir/Observation?_id=obs-b"
 expect_eq "clinician-a: nor by B's Observation's id" "0" "$(jget "b['total']")"
-call "${tok[cliA]}" GET "/fhir/Provenance"
+ct_call "${tok[cliA]}" GET "/fhir/Provenance"
 expect_eq "clinician-a: a Provenance is in no compartment" "0" "$(jget "b['total']")"
-call "${tok[cliA]}" GET "/fhir/DiagnosticReport?_id=dr-a&_include=DiagnosticReport:result"
+ct_call "${tok[cliA]}" GET "/fhir/DiagnosticReport?_id=dr-a&_include=DiagnosticReport:result"
 expect_eq "clinician-a: _include leaves out B's Observation that A's report names" "DiagnosticReport/dr-a|" \
   "$(ids)|$(ids include)"
-call "${tok[cli]}" GET "/fhir/DiagnosticReport?_id=dr-a&_include=DiagnosticReport:result"
+ct_call "${tok[cli]}" GET "/fhir/DiagnosticReport?_id=dr-a&_include=DiagnosticReport:result"
 expect_eq "clinician: the same search includes it" "DiagnosticReport/dr-a|Observation/obs-b" "$(ids)|$(ids include)"
-call "${tok[cliA]}" GET "/fhir/Observation/obs-b"
+ct_call "${tok[cliA]}" GET "/fhir/Observation/obs-b"
 expect_eq "clinician-a: B's Observation reads as absent" "there is no Observation with id obs-b" \
   "$(jget "b['issue'][0]['diagnostics']")"
-call "${tok[cliA]}" GET "/fhir/Observation/no-such-id"
+ct_call "${tok[cliA]}" GET "/fhir/Observation/no-such-id"
 expect_eq "... with the very message of an id that does not exist" "there is no Observation with id no-such-id" \
   "$(jget "b['issue'][0]['diagnostics']")"
-call "${tok[cliA]}" GET "/fhir/Observation/obs-moved/_history/2"
+ct_call "${tok[cliA]}" GET "/fhir/Observation/obs-moved/_history/2"
 expect_eq "clinician-a: the moved Observation's version 2 is A's" "Patient/pat-a" "$(jget "b['subject']['reference']")"
 n_obs() { sqlite3 "$db" "SELECT count(*) FROM resource WHERE type='Observation'"; }
 before=$(n_obs)
-call "${tok[devA]}" POST /fhir/Observation "$bodies/obs-b"
+ct_call "${tok[devA]}" POST /fhir/Observation "$bodies/obs-b"
 expect_eq "gateway-a: an Observation of patient B is refused" 403 "$code"
 expect_match "... saying which compartment it may write" 'bound to Patient/pat-a' "$(jget "b['issue'][0]['diagnostics']")"
 expect_eq "... and nothing is stored" "$before" "$(n_obs)"
-call "${tok[devA]}" POST /fhir/Observation "$bodies/obs-a"
+ct_call "${tok[devA]}" POST /fhir/Observation "$bodies/obs-a"
 expect_eq "gateway-a: an Observation of patient A: 201" 201 "$code"
 expect_eq "... stored" "$((before + 1))" "$(n_obs)"
 printf '%s' "$(obs "" pat-a)" >"$ct_tmp/ine.json"
@@ -434,14 +382,14 @@ expect_eq "device: If-None-Exist (a search the device may not make) is refused" 
 expect_match "... naming the search scope it needs" 'Observation\.s' "$(jget "b['issue'][0]['diagnostics']")"
 
 # ---- 401 and 403 as a client sees them ------------------------------------------------------------------
-call "" GET /fhir/Observation
+ct_call "" GET /fhir/Observation
 expect_eq "no token: WWW-Authenticate without an error code" 'Bearer realm="cardiotwin"' "$(header WWW-Authenticate)"
 expect_eq "no token: an OperationOutcome with code login" "OperationOutcome login" \
   "$(jget "b['resourceType'] + ' ' + b['issue'][0]['code']")"
 bad="${tok[cli]:0:20}X${tok[cli]:21}"
 [ "$bad" = "${tok[cli]}" ] && bad="${tok[cli]:0:20}Y${tok[cli]:21}"
 for t in "$bad" "${tok[cli]}x" "ct_short" "not-a-token-at-all-but-long-enough-000000000"; do
-  call "$t" GET /fhir/Observation
+  ct_call "$t" GET /fhir/Observation
   expect_eq "a wrong token (${t:0:8}...): 401" 401 "$code"
   expect_eq "... WWW-Authenticate says invalid_token" 'Bearer realm="cardiotwin", error="invalid_token"' \
     "$(header WWW-Authenticate)"
@@ -452,7 +400,7 @@ expect_eq "the right token under another scheme (Basic): 401" 401 "$code"
 code=$(curl -sS --cacert "$cert" -o "$ct_tmp/body" -w '%{http_code}' -H "Authorization: bearer   ${tok[cli]}  " \
   "$root/fhir/Observation")
 expect_eq "'bearer' in lower case with extra spaces: 200 (RFC 6750: the scheme is case-insensitive)" 200 "$code"
-call "${tok[cli]}" POST /fhir/Observation "$bodies/obs-a"
+ct_call "${tok[cli]}" POST /fhir/Observation "$bodies/obs-a"
 expect_eq "clinician creating: 403" 403 "$code"
 expect_eq "... an OperationOutcome with code forbidden" "OperationOutcome forbidden" \
   "$(jget "b['resourceType'] + ' ' + b['issue'][0]['code']")"
@@ -460,27 +408,27 @@ expect_match "... naming the scope it needs" 'user/Observation\.c or system/Obse
 expect_match "... and the scopes the token holds" "holds user/\\*\\.rs" "$(jget "b['issue'][0]['diagnostics']")"
 expect_eq "... WWW-Authenticate says insufficient_scope" 'Bearer realm="cardiotwin", error="insufficient_scope"' \
   "$(header WWW-Authenticate)"
-call "${tok[aud]}" GET /healthz
+ct_call "${tok[aud]}" GET /healthz
 expect_eq "healthz carries no WWW-Authenticate" "" "$(header WWW-Authenticate)"
 
 # ---- the SMART configuration -----------------------------------------------------------------------------
-call "" GET /.well-known/smart-configuration
+ct_call "" GET /.well-known/smart-configuration
 expect_eq "smart-configuration: application/json" application/json "$(header Content-Type)"
 expect_eq "... capabilities: patient and user scopes" "permission-patient permission-user" "$(jget "' '.join(b['capabilities'])")"
 expect_eq "... no grant type, no authorization or token endpoint (tokens come from the CLI)" "[] False False" \
   "$(jget "str(b['grant_types_supported']) + ' ' + str('authorization_endpoint' in b) + ' ' + str('token_endpoint' in b)")"
 expect_eq "... every role's scopes are listed" "True" \
   "$(jget "all(s in b['scopes_supported'] for s in ['system/Observation.c','system/Device.r','user/*.rs','patient/*.rs','system/AuditEvent.rs','system/*.cruds','patient/Observation.c','patient/Device.r'])")"
-call "" GET /fhir/.well-known/smart-configuration
+ct_call "" GET /fhir/.well-known/smart-configuration
 expect_eq "... the same document at the FHIR base URL" "permission-patient permission-user" "$(jget "' '.join(b['capabilities'])")"
 
 # ---- revocation and expiry take effect at the next request --------------------------------------------------
-mk_token rev clinician short-lived
-call "${tok[rev]}" GET /fhir/Patient/pat-a
+ct_tok rev clinician short-lived
+ct_call "${tok[rev]}" GET /fhir/Patient/pat-a
 expect_eq "a fresh token: 200" 200 "$code"
 run ct token revoke short-lived
 expect_eq "token revoke NAME: 0" 0 "$rc"
-call "${tok[rev]}" GET /fhir/Patient/pat-a
+ct_call "${tok[rev]}" GET /fhir/Patient/pat-a
 expect_eq "the next request after the revoke: 401" 401 "$code"
 expect_match "... saying it was revoked" 'revoked' "$(jget "b['issue'][0]['diagnostics']")"
 expect_eq "... invalid_token" 'Bearer realm="cardiotwin", error="invalid_token"' "$(header WWW-Authenticate)"
@@ -490,8 +438,8 @@ expect_match "... saying it already was" 'already revoked' "$err"
 run ct token revoke no-such-token
 expect_eq "revoking a token that does not exist: 1" 1 "$rc"
 
-mk_token exp clinician expiring --expires 1
-call "${tok[exp]}" GET /fhir/Patient/pat-a
+ct_tok exp clinician expiring --expires 1
+ct_call "${tok[exp]}" GET /fhir/Patient/pat-a
 expect_eq "a token that expires tomorrow: 200 today" 200 "$code"
 expect_eq "... its expiry is one day after its creation" 86400000 \
   "$(sqlite3 "$db" "SELECT expires_ms - created_ms FROM api_token WHERE name='expiring'")"
@@ -499,12 +447,12 @@ expect_eq "... its expiry is one day after its creation" 86400000 \
 # (the database refuses that edit: its trigger is dropped first, as anyone
 # with the file could).
 sqlite3 "$db" "DROP TRIGGER api_token_fixed; UPDATE api_token SET expires_ms = created_ms + 1 WHERE name='expiring';"
-call "${tok[exp]}" GET /fhir/Patient/pat-a
+ct_call "${tok[exp]}" GET /fhir/Patient/pat-a
 expect_eq "an expired token: 401" 401 "$code"
 expect_match "... saying it expired" 'expired' "$(jget "b['issue'][0]['diagnostics']")"
 
 # ---- list, last use, audit ---------------------------------------------------------------------------------
-mk_token unused auditor never-used
+ct_tok unused auditor never-used
 run ct token list
 expect_eq "token list: 0" 0 "$rc"
 list_out=$out
@@ -533,12 +481,7 @@ run ct audit verify
 expect_eq "the audit log verifies" 0 "$rc"
 
 # ---- stop; no token anywhere in the logs -----------------------------------------------------------------------
-kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-stop_rc=$?
-set -e
-server_pid=""
+ct_serve_stop
 expect_eq "the server exits 0 on SIGTERM" 0 "$stop_rc"
 expect_eq "no sanitizer report in the server's output" "" \
   "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$ct_tmp/srv.err" | head -n 3)"

@@ -10,67 +10,14 @@
 # 404, 405; and the log still verifying afterwards.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
-ct() { "$CT_BIN" --db "$db" "$@"; }
+ct_state
+ct_tok adm admin admin-1
+ct_tok aud auditor auditor-1
+ct_tok cli clinician dr-lee
+ct_tok dev device gw-1
 
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
-
-declare -A tok
-mk_token() { # mk_token KEY ROLE NAME [create options]
-  local key=$1
-  shift
-  run ct token create --role "$1" --name "$2" "${@:3}"
-  expect_eq "create token $2: 0" 0 "$rc"
-  tok[$key]=$out
-}
-mk_token adm admin admin-1
-mk_token aud auditor auditor-1
-mk_token cli clinician dr-lee
-mk_token dev device gw-1
-
-"$CT_BIN" --db "$db" serve --port 0 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-server_pid=$!
-port=""
-for i in $(seq 1 100); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --wait 100
 ok "server listens on port $port"
-root="https://127.0.0.1:$port"
-
-# call TOKEN METHOD PATH [BODY-FILE [CONTENT-TYPE]]: sets $code, $body, $hdrs.
-call() {
-  local t=$1 m=$2 p=$3 f=${4:-} ctype=${5:-application/fhir+json}
-  local args=(-sS --cacert "$cert" -o "$ct_tmp/body" -D "$ct_tmp/hdrs" -w '%{http_code}' -H 'Expect:')
-  [ -n "$t" ] && args+=(-H "Authorization: Bearer $t")
-  if [ "$m" = HEAD ]; then args+=(-I); else args+=(-X "$m"); fi
-  [ -n "$f" ] && args+=(-H "Content-Type: $ctype" --data-binary @"$f")
-  : >"$ct_tmp/body"
-  code=$(curl "${args[@]}" "$root$p") || code="curl-failed"
-  body=$(cat "$ct_tmp/body")
-  hdrs=$(tr -d '\r' <"$ct_tmp/hdrs")
-}
-jget() { python3 -c "import json,sys; b=json.load(open('$ct_tmp/body')); print($1)"; }
 # ids: the AuditEvent ids of the Bundle in $ct_tmp/body, space-separated.
 ids() { jget "' '.join(e['resource']['id'] for e in b.get('entry', []) if e['resource']['resourceType'] == 'AuditEvent')"; }
 schema_files=()
@@ -78,49 +25,49 @@ keep() { cp "$ct_tmp/body" "$ct_tmp/schema-$1.json"; schema_files+=("$ct_tmp/sch
 
 # ---- entries made through the API ---------------------------------------------------------------
 pat() { printf '{"resourceType":"Patient","id":"%s","name":[{"family":"%s"}]}' "$1" "$2" >"$ct_tmp/p.json"; }
-pat pat-a Able; call "${tok[adm]}" PUT /fhir/Patient/pat-a "$ct_tmp/p.json"
+pat pat-a Able; ct_call "${tok[adm]}" PUT /fhir/Patient/pat-a "$ct_tmp/p.json"
 expect_eq "admin creates Patient/pat-a" 201 "$code"
-pat pat-b Baker; call "${tok[adm]}" PUT /fhir/Patient/pat-b "$ct_tmp/p.json"
+pat pat-b Baker; ct_call "${tok[adm]}" PUT /fhir/Patient/pat-b "$ct_tmp/p.json"
 expect_eq "admin creates Patient/pat-b" 201 "$code"
 printf '{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/pat-a"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}' >"$ct_tmp/o.json"
-call "${tok[dev]}" POST /fhir/Observation "$ct_tmp/o.json"
+ct_call "${tok[dev]}" POST /fhir/Observation "$ct_tmp/o.json"
 expect_eq "the device posts an Observation for pat-a" 201 "$code"
 sleep 1.1 # a second between the first entries and the rest, for date searches
 mark=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 sleep 1.1
-call "${tok[cli]}" GET /fhir/Patient/pat-a
+ct_call "${tok[cli]}" GET /fhir/Patient/pat-a
 expect_eq "the clinician reads pat-a" 200 "$code"
-call "${tok[cli]}" GET '/fhir/Observation?patient=pat-a'
+ct_call "${tok[cli]}" GET '/fhir/Observation?patient=pat-a'
 expect_eq "the clinician searches pat-a's Observations" 200 "$code"
-call "${tok[adm]}" DELETE /fhir/Patient/pat-b
+ct_call "${tok[adm]}" DELETE /fhir/Patient/pat-b
 expect_eq "admin deletes pat-b" 200 "$code"
 
 # ---- who may read the log ------------------------------------------------------------------------
-call "" GET /fhir/AuditEvent
+ct_call "" GET /fhir/AuditEvent
 expect_eq "anonymous: 401" 401 "$code"
 expect_eq "... an OperationOutcome" OperationOutcome "$(jget "b['resourceType']")"
 keep 401
-call "${tok[cli]}" GET /fhir/AuditEvent
+ct_call "${tok[cli]}" GET /fhir/AuditEvent
 expect_eq "a clinician: 403" 403 "$code"
 expect_match "... naming the scope it needs" 'AuditEvent' "$body"
 keep 403
-call "${tok[dev]}" GET /fhir/AuditEvent/1
+ct_call "${tok[dev]}" GET /fhir/AuditEvent/1
 expect_eq "a device reading one entry: 403" 403 "$code"
-mk_token cliA clinician bedside-a --patient pat-a
-call "${tok[cliA]}" GET '/fhir/AuditEvent?patient=pat-a'
+ct_tok cliA clinician bedside-a --patient pat-a
+ct_call "${tok[cliA]}" GET '/fhir/AuditEvent?patient=pat-a'
 expect_eq "a clinician bound to pat-a, even about pat-a: 403" 403 "$code"
-call "${tok[aud]}" POST /fhir/AuditEvent "$ct_tmp/p.json"
+ct_call "${tok[aud]}" POST /fhir/AuditEvent "$ct_tmp/p.json"
 expect_eq "POST AuditEvent: 405 (append-only)" 405 "$code"
-call "${tok[adm]}" PUT /fhir/AuditEvent/1 "$ct_tmp/p.json"
+ct_call "${tok[adm]}" PUT /fhir/AuditEvent/1 "$ct_tmp/p.json"
 expect_eq "PUT AuditEvent/1, even for an admin: 405" 405 "$code"
-call "${tok[adm]}" DELETE /fhir/AuditEvent/1
+ct_call "${tok[adm]}" DELETE /fhir/AuditEvent/1
 expect_eq "DELETE AuditEvent/1: 405" 405 "$code"
 
 # ---- the whole log --------------------------------------------------------------------------------
 # The log so far, as the CLI exports it (the export adds its own entry).
 run ct audit export --format fhir --out "$ct_tmp/export.json"
 expect_eq "audit export --format fhir: 0" 0 "$rc"
-call "${tok[aud]}" GET '/fhir/AuditEvent?_count=100'
+ct_call "${tok[aud]}" GET '/fhir/AuditEvent?_count=100'
 expect_eq "auditor: GET /fhir/AuditEvent 200" 200 "$code"
 keep searchset
 expect_eq "a searchset Bundle" "Bundle searchset" "$(jget "b['resourceType'] + ' ' + b['type']")"
@@ -139,25 +86,25 @@ print(all(got[k] == v for k, v in exp.items()) and len(exp) > 0)
 EOF
 )
 expect_eq "every AuditEvent equals the export's, hash chain extension included" True "$same"
-call "${tok[aud]}" GET /fhir/AuditEvent/2
+ct_call "${tok[aud]}" GET /fhir/AuditEvent/2
 expect_eq "read AuditEvent/2: 200" 200 "$code"
 keep read
 expect_eq "... its id is its sequence number" 2 "$(jget "b['id']")"
 expect_eq "... the same resource as in the export" True \
   "$(python3 -c "import json; e=[x['resource'] for x in json.load(open('$ct_tmp/export.json'))['entry'] if x['resource'].get('id')=='2' and x['resource']['resourceType']=='AuditEvent'][0]; print(e == json.load(open('$ct_tmp/body')))")"
-call "${tok[aud]}" GET /fhir/AuditEvent/999999
+ct_call "${tok[aud]}" GET /fhir/AuditEvent/999999
 expect_eq "read an entry past the end: 404" 404 "$code"
 keep 404
-call "${tok[aud]}" GET /fhir/AuditEvent/abc
+ct_call "${tok[aud]}" GET /fhir/AuditEvent/abc
 expect_eq "read a non-numeric id: 404" 404 "$code"
-call "${tok[aud]}" HEAD /fhir/AuditEvent/1
+ct_call "${tok[aud]}" HEAD /fhir/AuditEvent/1
 expect_eq "HEAD AuditEvent/1: 200" 200 "$code"
 
 # ---- search parameters ----------------------------------------------------------------------------
 # expect_ids WHAT QUERY PYTHON-FILTER: the ids the server finds for QUERY are
 # those of the export's entries (and the log's other entries read back
 # with _id) that the filter keeps, newest first.
-q() { call "${tok[aud]}" GET "/fhir/AuditEvent?$1"; }
+q() { ct_call "${tok[aud]}" GET "/fhir/AuditEvent?$1"; }
 check_all() { # check_all WHAT QUERY PYTHON-EXPR-ON-e(resource)
   q "$2&_count=100"
   if [ "$code" != 200 ]; then fail "$1: $code $body"; return; fi
@@ -220,7 +167,7 @@ seen=$(ids)
 next=$(jget "next((l['url'] for l in b['link'] if l['relation']=='next'), '')")
 pages=1
 while [ -n "$next" ] && [ "$pages" -lt 50 ]; do
-  call "${tok[aud]}" GET "${next#"$root"}"
+  ct_call "${tok[aud]}" GET "${next#"$origin"}"
   [ "$code" = 200 ] || { fail "page $pages: $code"; break; }
   expect_eq "page $((pages + 1)): the same total" "$total" "$(jget "b['total']")"
   seen="$seen $(ids)"
@@ -230,25 +177,25 @@ done
 expect_eq "the pages cover the snapshot once each, newest first" "$(seq "$total" -1 1 | tr '\n' ' ' | sed 's/ $//')" \
   "$(echo $seen)"
 expect_eq "... in ceil(total/3) pages" "$(( (total + 2) / 3 ))" "$pages"
-call "${tok[aud]}" GET "/fhir/AuditEvent?_count=3&_snapshot=abc"
+ct_call "${tok[aud]}" GET "/fhir/AuditEvent?_count=3&_snapshot=abc"
 expect_eq "a malformed _snapshot: 400" 400 "$code"
 q "_count=1000"
 expect_eq "_count over the page limit: 200" 200 "$code"
 expect_match "... lowered, and said so" 'lowered to 100' "$body"
 
 # ---- reading the log is audited --------------------------------------------------------------------------
-call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=100'
+ct_call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=100'
 expect_eq "the admin finds the audit-read entries" 200 "$code"
 n_reads=$(jget "b['total']")
 expect_eq "... at least one per read made above" True "$(python3 -c "print($n_reads >= 30)")"
 expect_eq "... each names the auditor or the admin" True \
   "$(jget "all(e['resource']['agent'][0]['who']['identifier']['value'] in ('auditor-1','admin-1') for e in b['entry'])")"
 q "patient=pat-a&_count=1"
-call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=1'
+ct_call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=1'
 expect_match "the newest audit-read names the query it answered" 'patient=pat-a' "$body"
 expect_eq "... and the patient asked about" True "$(jget "any(x['type']['code']=='1' and x['what']['identifier']['value']=='pat-a' for x in b['entry'][0]['resource']['entity'])")"
 q "action=E,D&_count=1"
-call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=2'
+ct_call "${tok[adm]}" GET '/fhir/AuditEvent?subtype=audit-read&_count=2'
 expect_eq "reading the audit-reads was itself recorded once, not again and again" \
   "$((n_reads + 4))" "$(jget "b['total']")"
 
@@ -262,9 +209,7 @@ else
 fi
 
 # ---- the chain is intact ------------------------------------------------------------------------------------
-kill -TERM "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
+ct_serve_stop
 run ct audit verify
 expect_eq "audit verify after all this: 0" 0 "$rc"
 # Under the Asan build a sanitizer report in the server's output fails the test.

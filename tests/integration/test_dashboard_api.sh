@@ -9,18 +9,7 @@
 # and a token bound to a patient sees that patient only.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
+ct_state
 
 # A web root of our own: the page itself is another test's business.
 web="$ct_tmp/web"
@@ -37,95 +26,65 @@ ln -s "$web/js/main.js" "$web/js/alias.js"
 
 run "$CT_BIN" --db "$db" import "$CARDIOTWIN_MITDB/106"
 expect_eq "import 106: exit 0" 0 "$rc"
-(umask 077 && "$CT_BIN" --db "$db" token create --role admin --name dash-admin >"$state/admin.token")
-(umask 077 && "$CT_BIN" --db "$db" token create --role clinician --name dr-ada >"$state/clin.token")
+ct_token "$state/admin.token" admin dash-admin
+ct_token "$state/clin.token" clinician dr-ada
 
 run "$CT_BIN" --db "$db" serve --port 0 --web-root "$ct_tmp/no-such-dir"
 expect_eq "a web root that does not exist: serve exits 1" 1 "$rc"
 expect_match "a web root that does not exist: the error names it" 'web root .*no-such-dir' "$err"
 
-"$CT_BIN" --db "$db" serve --port 0 --web-root "$web" >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-srv_pid=$!
-port=""
-for _ in $(seq 200); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$srv_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
-origin="https://127.0.0.1:$port"
-cert="$state/cardiotwin-cert.pem"
-# get PATH [curl args]: $code, $body, $headers (no credentials unless given)
-get() {
-  local p=$1
-  shift
-  rm -f "$ct_tmp/body"
-  touch "$ct_tmp/body"
-  code=$(curl -sS --cacert "$cert" -D "$ct_tmp/headers" -o "$ct_tmp/body" -w '%{http_code}' "$@" "$origin$p")
-  body=$(cat "$ct_tmp/body")
-  headers=$(tr -d '\r' <"$ct_tmp/headers")
-}
-hdr() { sed -n "s/^$1: //Ip" <<<"$headers" | head -n 1; }
-py() { python3 -c "$1" "$ct_tmp/body"; }
+ct_serve_start --web-root "$web"
 
 # ---- static files: public, typed, cached by ETag, own CSP, nothing outside the root ----------
-get /
+ct_fetch /
 expect_eq "GET /: 200 without login" 200 "$code"
 expect_match "GET /: index.html" '<title>cardiotwin</title>' "$body"
-expect_eq "GET /: text/html" "text/html; charset=utf-8" "$(hdr Content-Type)"
-expect_eq "GET /: Cache-Control no-cache" "no-cache" "$(hdr Cache-Control)"
+expect_eq "GET /: text/html" "text/html; charset=utf-8" "$(header Content-Type)"
+expect_eq "GET /: Cache-Control no-cache" "no-cache" "$(header Cache-Control)"
 expect_eq "GET /: the dashboard's CSP" \
   "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'" \
-  "$(hdr Content-Security-Policy)"
-expect_eq "GET /: nosniff as every response" nosniff "$(hdr X-Content-Type-Options)"
-get /js/main.js
+  "$(header Content-Security-Policy)"
+expect_eq "GET /: nosniff as every response" nosniff "$(header X-Content-Type-Options)"
+ct_fetch /js/main.js
 expect_eq "GET /js/main.js: 200" 200 "$code"
-expect_eq "GET /js/main.js: text/javascript" "text/javascript; charset=utf-8" "$(hdr Content-Type)"
+expect_eq "GET /js/main.js: text/javascript" "text/javascript; charset=utf-8" "$(header Content-Type)"
 expect_eq "GET /js/main.js: the file's bytes" "export const answer = 42;" "$body"
-etag=$(hdr ETag)
+etag=$(header ETag)
 expect_match "GET /js/main.js: a strong ETag" '^"[0-9a-f.-]+"$' "$etag"
-get /js/main.js -H "If-None-Match: $etag"
+ct_fetch /js/main.js -H "If-None-Match: $etag"
 expect_eq "If-None-Match with the ETag: 304" 304 "$code"
 expect_eq "304: no body" "" "$body"
-get /js/main.js -H 'If-None-Match: "other", W/'"$etag"
+ct_fetch /js/main.js -H 'If-None-Match: "other", W/'"$etag"
 expect_eq "If-None-Match listing the weak form among others: 304" 304 "$code"
-get /js/main.js -H 'If-None-Match: "stale"'
+ct_fetch /js/main.js -H 'If-None-Match: "stale"'
 expect_eq "If-None-Match with another ETag: 200" 200 "$code"
-get /css/app.css
-expect_eq "GET /css/app.css: text/css" "text/css; charset=utf-8" "$(hdr Content-Type)"
-get /vendor/three/three.module.js
+ct_fetch /css/app.css
+expect_eq "GET /css/app.css: text/css" "text/css; charset=utf-8" "$(header Content-Type)"
+ct_fetch /vendor/three/three.module.js
 expect_eq "GET /vendor/three/three.module.js: 200" 200 "$code"
-get /js/alias.js
+ct_fetch /js/alias.js
 expect_eq "a symlink inside the root: served" 200 "$code"
-get /js/escape.js
+ct_fetch /js/escape.js
 expect_eq "a symlink out of the root: 404" 404 "$code"
 expect_match "refusals are JSON with a message" '^\{"status":404,"error":"not_found","message":"[^"]+"\}$' "$body"
-get /js/.hidden.js
+ct_fetch /js/.hidden.js
 expect_eq "a dotfile: 404" 404 "$code"
-get /.git/config
+ct_fetch /.git/config
 expect_eq "a dot directory: 404" 404 "$code"
-get /js/%2e%2e/%2e%2e/outside.txt
+ct_fetch /js/%2e%2e/%2e%2e/outside.txt
 expect_match "encoded dot segments: refused (400 or 404)" '^(400|404)$' "$code"
-get /js/..%2f..%2foutside.txt
+ct_fetch /js/..%2f..%2foutside.txt
 expect_match "an encoded slash: refused (400 or 404)" '^(400|404)$' "$code"
-get /js/../../outside.txt --path-as-is
+ct_fetch /js/../../outside.txt --path-as-is
 expect_match "literal dot segments: refused (400 or 404)" '^(400|404)$' "$code"
 [[ "$body" != *root:x* ]] && ok "no traversal reached the file outside the root" || fail "traversal: $body"
-get /js/
+ct_fetch /js/
 expect_eq "a directory: 404" 404 "$code"
-get /js/nothing.js
+ct_fetch /js/nothing.js
 expect_eq "a missing file: 404" 404 "$code"
-get /js/main.js -X POST
+ct_fetch /js/main.js -X POST
 expect_eq "POST to a static file: 405" 405 "$code"
-get /api/sources
+ct_fetch /api/sources
 expect_eq "the API needs a credential: 401" 401 "$code"
 expect_match "401 is JSON with a message" '"message":"[^"]+' "$body"
 
@@ -139,18 +98,18 @@ stream 106 600
 expect_eq "stream 106 (600 s) to the live twin: exit 0" 0 "$rc"
 stream 100 60
 expect_eq "stream 100 (60 s): exit 0" 0 "$rc"
-(umask 077 && "$CT_BIN" --db "$db" token create --role clinician --name bound-100 --patient mitdb-100 >"$state/bound.token")
+ct_token "$state/bound.token" clinician bound-100 --patient mitdb-100
 auth=(-H "Authorization: Bearer $(cat "$state/clin.token")")
 # Acknowledging needs what reading the alert needs (DiagnosticReport.r):
 # it changes no clinical data, and the audit log keeps who did it.
 admin=(-H "Authorization: Bearer $(cat "$state/admin.token")")
 bound=(-H "Authorization: Bearer $(cat "$state/bound.token")")
 
-get /api/sources "${auth[@]}"
+ct_fetch /api/sources "${auth[@]}"
 expect_eq "GET /api/sources: 200" 200 "$code"
-expect_eq "GET /api/sources: application/json" application/json "$(hdr Content-Type)"
+expect_eq "GET /api/sources: application/json" application/json "$(header Content-Type)"
 expect_eq "GET /api/sources: the API's CSP, not the pages'" "default-src 'none'; frame-ancestors 'none'" \
-  "$(hdr Content-Security-Policy)"
+  "$(header Content-Security-Policy)"
 summary=$(py 'import json,sys
 b = json.load(open(sys.argv[1]))
 r = {x["id"]: x for x in b["records"]}
@@ -162,7 +121,7 @@ print(sorted(r), x.get("fs_hz"), x.get("leads"), round(x.get("duration_s", 0), 1
 expect_eq "/api/sources: record 106 (360 Hz, MLII and V1, 1805.6 s) and live patients 100 and 106" \
   "['106'] 360.0 ['MLII', 'V1'] 1805.6 ['mitdb-100', 'mitdb-106'] True 360.0 ['II', 'V1'] True True" "$summary"
 
-get "/api/alerts?patient=mitdb-106" "${auth[@]}"
+ct_fetch "/api/alerts?patient=mitdb-106" "${auth[@]}"
 expect_eq "GET /api/alerts: 200" 200 "$code"
 n_alerts=$(py 'import json,sys; print(len(json.load(open(sys.argv[1]))["alerts"]))')
 if [ "${n_alerts:-0}" -ge 1 ]; then ok "106 has alerts ($n_alerts)"; else fail "106: no alert: $body"; fi
@@ -174,30 +133,30 @@ print(",".join(keys), a[0]["patient"], a[0]["acknowledged"], a[0]["acknowledged_
 expect_eq "an alert's fields, newest first" \
   "acknowledged,acknowledged_by,acknowledged_ms,end_ms,id,onset_ms,patient,priority,report_id,rule,state,summary mitdb-106 False None True True" "$shape"
 alert_id=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["alerts"][0]["id"])')
-get "/api/alerts?patient=mitdb-106&limit=1" "${auth[@]}"
+ct_fetch "/api/alerts?patient=mitdb-106&limit=1" "${auth[@]}"
 expect_eq "limit=1: one alert" 1 "$(py 'import json,sys; print(len(json.load(open(sys.argv[1]))["alerts"]))')"
-get "/api/alerts?patient=mitdb-106&limit=0" "${auth[@]}"
+ct_fetch "/api/alerts?patient=mitdb-106&limit=0" "${auth[@]}"
 expect_eq "limit=0: 400" 400 "$code"
 expect_match "limit=0: the message says the range" 'limit must be a number 1\.\.500' "$body"
-get /api/alerts "${auth[@]}"
+ct_fetch /api/alerts "${auth[@]}"
 expect_eq "no patient: 400" 400 "$code"
 expect_match "no patient: the message says what is missing" 'patient parameter is required' "$body"
 
 # ---- acknowledge: 200, then 409 by whom; in the audit log with the user ------------------------
-get "/api/alerts/$alert_id/acknowledge" -X POST "${bound[@]}"
+ct_fetch "/api/alerts/$alert_id/acknowledge" -X POST "${bound[@]}"
 expect_eq "acknowledge another patient's alert with a bound token: 404" 404 "$code"
-get "/api/alerts/$alert_id/acknowledge" -X POST "${auth[@]}"
+ct_fetch "/api/alerts/$alert_id/acknowledge" -X POST "${auth[@]}"
 expect_eq "acknowledge by a clinician: 200" 200 "$code"
 expect_eq "acknowledge: the alert, acknowledged by the user" "$alert_id True dr-ada True" \
   "$(py 'import json,sys; a = json.load(open(sys.argv[1])); print(a["id"], a["acknowledged"], a["acknowledged_by"], a["acknowledged_ms"] > 0)')"
-get "/api/alerts/$alert_id/acknowledge" -X POST "${admin[@]}"
+ct_fetch "/api/alerts/$alert_id/acknowledge" -X POST "${admin[@]}"
 expect_eq "acknowledge again: 409" 409 "$code"
 expect_match "409 says by whom" 'dr-ada' "$body"
-get "/api/alerts/999999/acknowledge" -X POST "${admin[@]}"
+ct_fetch "/api/alerts/999999/acknowledge" -X POST "${admin[@]}"
 expect_eq "acknowledge an alert that does not exist: 404" 404 "$code"
-get "/api/alerts/abc/acknowledge" -X POST "${admin[@]}"
+ct_fetch "/api/alerts/abc/acknowledge" -X POST "${admin[@]}"
 expect_eq "acknowledge a non-numeric id: 404" 404 "$code"
-get "/api/alerts/$alert_id/acknowledge" "${auth[@]}"
+ct_fetch "/api/alerts/$alert_id/acknowledge" "${auth[@]}"
 expect_eq "GET on acknowledge: 405" 405 "$code"
 auditor_line=$("$CT_BIN" --db "$db" audit export --format ndjson 2>/dev/null | python3 -c '
 import json, sys
@@ -222,7 +181,7 @@ expect_match "reads through the API are audited (sources, alerts)" '/api/alerts=
 # ---- the strip: stored ECG of a live patient ------------------------------------------------------
 from=$((t0_ms + 60000))
 to=$((t0_ms + 70000))
-get "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$to" "${auth[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$to" "${auth[@]}"
 expect_eq "GET /api/strip (10 s): 200" 200 "$code"
 expect_eq "strip: 2 leads of 3600 samples from sample 21600, II and V1" "360.0 $t0_ms 21600 II,V1 3600,3600 True" \
   "$(py 'import json,sys
@@ -247,63 +206,52 @@ expect_eq "strip: the samples equal the record's" "$dat_slice" \
 b = json.load(open(sys.argv[1]))
 s = b["samples"]
 print(" ".join("%d/%d" % (s[0][i], s[1][i]) for i in range(5)))')"
-get "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$((from + 61000))" "${auth[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$((from + 61000))" "${auth[@]}"
 expect_eq "a strip over 60 s: 400" 400 "$code"
 expect_match "a strip over 60 s: the message says the limit" 'at most 60000 ms' "$body"
-get "/api/strip?patient=mitdb-106&from_ms=$to&to_ms=$from" "${auth[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=$to&to_ms=$from" "${auth[@]}"
 expect_eq "to_ms before from_ms: 400" 400 "$code"
-get "/api/strip?patient=mitdb-106&from_ms=abc&to_ms=$to" "${auth[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=abc&to_ms=$to" "${auth[@]}"
 expect_eq "from_ms not a number: 400" 400 "$code"
-get "/api/strip?patient=mitdb-106&from_ms=1000&to_ms=2000" "${auth[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=1000&to_ms=2000" "${auth[@]}"
 expect_eq "a span before any stored ECG: 404" 404 "$code"
 expect_match "404 names the patient" 'Patient/mitdb-106' "$body"
-get "/api/strip?patient=nobody&from_ms=$from&to_ms=$to" "${auth[@]}"
+ct_fetch "/api/strip?patient=nobody&from_ms=$from&to_ms=$to" "${auth[@]}"
 expect_eq "a patient without ECG: 404" 404 "$code"
-get "/api/strip?patient=bad%20id&from_ms=$from&to_ms=$to" "${auth[@]}"
+ct_fetch "/api/strip?patient=bad%20id&from_ms=$from&to_ms=$to" "${auth[@]}"
 expect_eq "a patient id that is not a FHIR id: 400" 400 "$code"
 
 # ---- a token bound to a patient sees that patient only ----------------------------------------------
-get /api/sources "${bound[@]}"
+ct_fetch /api/sources "${bound[@]}"
 expect_eq "bound token: /api/sources 200" 200 "$code"
 expect_eq "bound token: only its patient, no records" "['mitdb-100'] []" \
   "$(py 'import json,sys; b = json.load(open(sys.argv[1])); print([p["id"] for p in b["patients"]], b["records"])')"
-get "/api/alerts?patient=mitdb-106" "${bound[@]}"
+ct_fetch "/api/alerts?patient=mitdb-106" "${bound[@]}"
 expect_eq "bound token: another patient's alerts: 403" 403 "$code"
 expect_match "bound token: the 403 says why" 'bound to Patient/mitdb-100' "$body"
-get "/api/alerts?patient=mitdb-100" "${bound[@]}"
+ct_fetch "/api/alerts?patient=mitdb-100" "${bound[@]}"
 expect_eq "bound token: its own patient's alerts: 200" 200 "$code"
-get "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$to" "${bound[@]}"
+ct_fetch "/api/strip?patient=mitdb-106&from_ms=$from&to_ms=$to" "${bound[@]}"
 expect_eq "bound token: another patient's strip: 403" 403 "$code"
-get "/api/strip?patient=mitdb-100&from_ms=$((t0_ms + 10000))&to_ms=$((t0_ms + 12000))" "${bound[@]}"
+ct_fetch "/api/strip?patient=mitdb-100&from_ms=$((t0_ms + 10000))&to_ms=$((t0_ms + 12000))" "${bound[@]}"
 expect_eq "bound token: its own patient's strip: 200" 200 "$code"
-get "/api/alerts?patient=mitdb-106" "${auth[@]}"
+ct_fetch "/api/alerts?patient=mitdb-106" "${auth[@]}"
 other_id=$(py 'import json,sys; a = [x for x in json.load(open(sys.argv[1]))["alerts"] if not x["acknowledged"]]; print(a[0]["id"] if a else "")')
 if [ -n "$other_id" ]; then
-  get "/api/alerts/$other_id/acknowledge" -X POST "${bound[@]}"
+  ct_fetch "/api/alerts/$other_id/acknowledge" -X POST "${bound[@]}"
   # Outside its compartment the alert does not exist for a bound token.
   expect_eq "bound token: acknowledging another patient's alert: 404" 404 "$code"
 else
   fail "106 has no second alert to try a bound acknowledgement on"
 fi
 
-stop_srv
+ct_serve_stop
 # Without a web root, / is 404 (and the API still answers).
-"$CT_BIN" --db "$db" serve --port 0 --no-web >"$ct_tmp/srv2.out" 2>"$ct_tmp/srv2.err" &
-srv_pid=$!
-port=""
-for _ in $(seq 200); do
-  line=$(head -n 1 "$ct_tmp/srv2.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  sleep 0.1
-done
-origin="https://127.0.0.1:$port"
-get /
+ct_serve_start --name srv2 --no-web
+ct_fetch /
 expect_eq "--no-web: / is 404" 404 "$code"
-get /api/sources "${auth[@]}"
+ct_fetch /api/sources "${auth[@]}"
 expect_eq "--no-web: the API still answers" 200 "$code"
-stop_srv
+ct_serve_stop
 
 finish

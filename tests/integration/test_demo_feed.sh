@@ -10,18 +10,7 @@
 # audit log verifies. Also: --demo out of range is a usage error.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
+ct_state
 
 for bad in 17 -1 x ""; do
   run "$CT_BIN" --db "$db" serve --port 0 --demo "$bad"
@@ -31,34 +20,11 @@ done
 run "$CT_BIN" serve --help
 expect_match "serve --help documents --demo" '--demo N' "$out"
 
-(umask 077 && "$CT_BIN" --db "$db" token create --role admin --name demo-admin >"$state/admin.token")
+ct_token "$state/admin.token" admin demo-admin
 token=$(cat "$state/admin.token")
-"$CT_BIN" --db "$db" serve --port 0 --demo 2 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-srv_pid=$!
-port=""
-for _ in $(seq 200); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$srv_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --demo 2
 started=$SECONDS
-base="https://127.0.0.1:$port/fhir"
-cert="$state/cardiotwin-cert.pem"
-api() { curl -sS --cacert "$cert" -H "Authorization: Bearer $token" "$@"; }
-req() {
-  code=$(api -o "$ct_tmp/body" -w '%{http_code}' "$base$1")
-  body=$(cat "$ct_tmp/body")
-}
-py() { python3 -c "$1" "$ct_tmp/body"; }
+req() { ct_fetch "/fhir$1" -H "Authorization: Bearer $token"; } # req PATH: $code, $body
 total() { py 'import json,sys; print(json.load(open(sys.argv[1])).get("total", -1))'; }
 
 # The patients are made before the first second is posted; give the thread a moment.
@@ -138,13 +104,8 @@ if [ "$n_2" -ge 10 ]; then ok "demo-2 is fed too ($n_2)"; else fail "demo-2: $n_
 
 # Stop: promptly, cleanly.
 t0=$SECONDS
-kill -TERM "$srv_pid"
-set +e
-wait "$srv_pid"
-src=$?
-set -e
-srv_pid=""
-expect_eq "SIGTERM: serve exits 0" 0 "$src"
+ct_serve_stop
+expect_eq "SIGTERM: serve exits 0" 0 "$stop_rc"
 if [ $((SECONDS - t0)) -le 5 ]; then ok "the server stopped within 5 s"; else fail "the stop took $((SECONDS - t0)) s"; fi
 
 run "$CT_BIN" --db "$db" audit verify

@@ -13,20 +13,8 @@
 # official FHIR R4 JSON schema over the same server.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
+ct_state
 max_body=2000000
-
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
 
 # ---- the tokens, and start-up refusals ----------------------------------------------------
 run "$CT_BIN" --db "$db" token create --role admin --name api-client
@@ -38,42 +26,14 @@ reader_token=$out
 run "$CT_BIN" --db "$db" serve --max-body-bytes 0
 expect_eq "--max-body-bytes 0 is a usage error" 2 "$rc"
 
-"$CT_BIN" --db "$db" serve --port 0 --max-body-bytes "$max_body" \
-  >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-server_pid=$!
-port=""
-for i in $(seq 1 100); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --wait 100 --max-body-bytes "$max_body"
 ok "server listens on port $port"
-base="https://127.0.0.1:$port/fhir"
+base="$origin/fhir"
 
-# req METHOD PATH [curl args...]: sets $code, $body (file $ct_tmp/body) and $hdrs.
-req() {
-  local m=$1 p=$2
-  shift 2
-  : >"$ct_tmp/body"
-  : >"$ct_tmp/hdrs"
-  code=$(curl -sS --cacert "$cert" -X "$m" -o "$ct_tmp/body" -D "$ct_tmp/hdrs" -w '%{http_code}' \
-    -H "Authorization: Bearer $token" -H 'Expect:' "$@" "$base$p") || true
-  body=$(cat "$ct_tmp/body")
-  hdrs=$(tr -d '\r' <"$ct_tmp/hdrs")
-}
+# req METHOD PATH [curl args...]: a FHIR request with the admin token; sets
+# $code (the status even when curl failed after it), $body and $hdrs.
+req() { ct_fetch "/fhir$2" -X "$1" -H "Authorization: Bearer $token" -H 'Expect:' "${@:3}"; }
 json_ct='Content-Type: application/fhir+json'
-# jq-like: jget EXPR reads $ct_tmp/body; EXPR is Python on `b`.
-jget() { python3 -c "import json,sys; b=json.load(open('$ct_tmp/body')); print($1)"; }
-header() { printf '%s\n' "$hdrs" | sed -n "s/^$1: //Ip" | tail -n 1; }
 rows() { sqlite3 "$db" "SELECT (SELECT count(*) FROM resource_version) || '/' || (SELECT count(*) FROM resource_search) || '/' || (SELECT count(*) FROM resource)"; }
 audits() { sqlite3 "$db" 'SELECT count(*) FROM audit_log'; }
 
@@ -412,12 +372,7 @@ else
 fi
 
 # ---- the token never appears in the logs ---------------------------------------------------------------
-kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-stop_rc=$?
-set -e
-server_pid=""
+ct_serve_stop
 expect_eq "the server exits 0 on SIGTERM (under Asan: no leak, no sanitizer report)" 0 "$stop_rc"
 expect_eq "no sanitizer report in the server's output" "" \
   "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$ct_tmp/srv.err" | head -n 3)"

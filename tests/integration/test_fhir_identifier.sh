@@ -9,20 +9,8 @@
 # and the CapabilityStatement declaring the parameter.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
+ct_state
 sys=https://cardiotwin.example/fhir/mitdb-record
-
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
 
 # ---- import makes Patients ------------------------------------------------------------------
 run "$CT_BIN" --db "$db" import "$CARDIOTWIN_MITDB/100" "$CARDIOTWIN_MITDB/101"
@@ -45,36 +33,14 @@ run "$CT_BIN" --db "$db" token create --role admin --name id-client
 expect_eq "an admin token is made: 0" 0 "$rc"
 token=$out
 
-"$CT_BIN" --db "$db" serve --port 0 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-server_pid=$!
-port=""
-for i in $(seq 1 100); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --wait 100
 ok "server listens on port $port"
-base="https://127.0.0.1:$port/fhir"
+base="$origin/fhir"
 
-req() {
-  local m=$1 p=$2
-  shift 2
-  : >"$ct_tmp/body"
-  code=$(curl -sS --cacert "$cert" -X "$m" -o "$ct_tmp/body" -w '%{http_code}' \
-    -H "Authorization: Bearer $token" -H 'Expect:' "$@" "$base$p") || true
-  body=$(cat "$ct_tmp/body")
-}
+# req METHOD PATH [curl args...]: a FHIR request with the admin token; sets
+# $code (the status even when curl failed after it), $body and $hdrs.
+req() { ct_fetch "/fhir$2" -X "$1" -H "Authorization: Bearer $token" -H 'Expect:' "${@:3}"; }
 json_ct='Content-Type: application/fhir+json'
-jget() { python3 -c "import json,sys; b=json.load(open('$ct_tmp/body')); print($1)"; }
 ids() { jget "' '.join(sorted(e['resource']['id'] for e in b.get('entry',[]) if e['search']['mode']=='match'))"; }
 
 # ---- the imported Patient through the API ----------------------------------------------------
@@ -166,9 +132,7 @@ done
 expect_match "CapabilityStatement: the Observation's documentation states the ECG statuses" '409.*422.*503' \
   "$(jget "[r.get('documentation','') for r in b['rest'][0]['resource'] if r['type']=='Observation'][0]")"
 
-kill -TERM "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
+ct_serve_stop
 run "$CT_BIN" --db "$db" audit verify
 expect_eq "the audit chain verifies" 0 "$rc"
 finish

@@ -9,37 +9,9 @@
 # body that trickles in must not hold a worker (the body-time fix).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
-
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
-
-token=$("$CT_BIN" --db "$db" token create --role admin --name framing-admin)
-"$CT_BIN" --db "$db" serve --port 0 --no-web >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-server_pid=$!
-port=""
-for _ in $(seq 1 100); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-fi
+ct_state
+token=$(ct token create --role admin --name framing-admin)
+ct_serve_start --wait 100 --no-web
 
 # raw CASE: prints the status codes of every response on one connection
 # ("400", "200 200" ...), given the request bytes of CASE.
@@ -122,6 +94,6 @@ if [[ "$trickle" =~ ^[0-9]+$ ]] && [ "$trickle" -ge 2 ] && [ "$trickle" -le 15 ]
 else
   fail "a body trickling at 1 byte/s held its worker: $trickle"
 fi
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$cert" "https://127.0.0.1:$port/healthz")
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$cert" "$origin/healthz")
 expect_eq "the server still answers afterwards" 200 "$code"
 finish

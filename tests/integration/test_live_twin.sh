@@ -18,18 +18,7 @@
 # on records 100 and 106.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
+ct_state
 
 # A policy file that is not valid JSON: the server refuses to start, naming it.
 printf '{"rules":' >"$ct_tmp/bad-policy.json"
@@ -63,38 +52,15 @@ for _ in $(seq 200); do
 done
 [ -n "$sink_port" ] || { fail "the sink did not start: $(cat "$ct_tmp/sink.err")"; finish; exit 1; }
 
-(umask 077 && "$CT_BIN" --db "$db" token create --role admin --name twin-admin >"$state/admin.token")
+ct_token "$state/admin.token" admin twin-admin
 token=$(cat "$state/admin.token")
-"$CT_BIN" --db "$db" serve --port 0 --upstream "http://127.0.0.1:$sink_port/fhir" >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-srv_pid=$!
-port=""
-for _ in $(seq 200); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$srv_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
-base="https://127.0.0.1:$port/fhir"
-cert="$state/cardiotwin-cert.pem"
+ct_serve_start --upstream "http://127.0.0.1:$sink_port/fhir"
+base="$origin/fhir"
 expect_match "the server says the live twin started" 'live twin started with the default alert policy' \
   "$(cat "$ct_tmp/srv.err")"
 api() { curl -sS --cacert "$cert" -H "Authorization: Bearer $token" "$@"; }
 # req METHOD PATH [curl args]: $code and $body
-req() {
-  local m=$1 p=$2
-  shift 2
-  code=$(api -o "$ct_tmp/body" -w '%{http_code}' -X "$m" "$base$p" "$@")
-  body=$(cat "$ct_tmp/body")
-}
-py() { python3 -c "$1" "$ct_tmp/body"; }
+req() { ct_fetch "/fhir$2" -X "$1" -H "Authorization: Bearer $token" "${@:3}"; }
 stream() { # stream RECORD START SECONDS
   run "$CT_BIN" stream "$CARDIOTWIN_MITDB/$1" --to "$base" --token-file "$state/admin.token" --ca-file "$cert" \
     --speed max --start "$2" --limit-seconds "$3"
@@ -224,11 +190,6 @@ req POST /Observation -H 'Content-Type: application/fhir+json' \
 expect_eq "a heart-rate Observation: 201" 201 "$code"
 
 # A clean stop.
-kill -TERM "$srv_pid"
-set +e
-wait "$srv_pid"
-src=$?
-set -e
-srv_pid=""
-expect_eq "SIGTERM: the server, its twin and its push thread stop, exit 0" 0 "$src"
+ct_serve_stop
+expect_eq "SIGTERM: the server, its twin and its push thread stop, exit 0" 0 "$stop_rc"
 finish

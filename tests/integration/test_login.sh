@@ -12,38 +12,7 @@
 # /healthz or an authenticated read from answering.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
-ct() { "$CT_BIN" --db "$db" "$@"; }
-
-pids=()
-stop_servers() {
-  local p
-  for p in "${pids[@]+"${pids[@]}"}"; do
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-}
-ct_cleanup_hooks+=("stop_servers")
-
-# start_server OUTFILE [serve options]: sets $port (empty on failure).
-start_server() {
-  local out=$1
-  shift
-  "$CT_BIN" --db "$db" serve --port 0 --no-web "$@" >"$out" 2>"$out.err" &
-  pids+=($!)
-  port=""
-  for _ in $(seq 1 100); do
-    line=$(head -n 1 "$out" 2>/dev/null || true)
-    if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-      port=${BASH_REMATCH[1]}
-      return
-    fi
-    sleep 0.1
-  done
-}
+ct_state
 
 # ---- the user command ----------------------------------------------------------------------
 printf 'correct horse battery\n' >"$ct_tmp/pw"
@@ -79,28 +48,16 @@ run ct token create --role admin --name admin-1
 admin_tok=$out
 
 # ---- the server ----------------------------------------------------------------------------
-start_server "$ct_tmp/srv.out"
-if [ -z "$port" ]; then
-  fail "server did not start: $(cat "$ct_tmp/srv.out.err")"
-  finish
-  exit 1
-fi
+ct_serve_start --wait 100 --no-web
 ok "server listens on port $port"
-root="https://127.0.0.1:$port"
+root=$origin
 jar="$ct_tmp/jar"
 
 # req METHOD PATH [curl args]: $code, $body, $hdrs (cookie jar $jar, read and written).
 req() {
-  local m=$1 p=$2
-  shift 2
-  : >"$ct_tmp/body"
-  code=$(curl -sS --cacert "$cert" -b "$jar" -c "$jar" -o "$ct_tmp/body" -D "$ct_tmp/hdrs" -w '%{http_code}' \
-    -X "$m" "$@" "$root$p") || code="curl-failed"
-  body=$(cat "$ct_tmp/body")
-  hdrs=$(tr -d '\r' <"$ct_tmp/hdrs")
+  ct_fetch "$2" -b "$jar" -c "$jar" -X "$1" "${@:3}"
+  [ "$crc" -eq 0 ] || code="curl-failed"
 }
-header() { printf '%s\n' "$hdrs" | sed -n "s/^$1: //Ip" | tail -n 1; }
-jget() { python3 -c "import json,sys; b=json.load(open('$ct_tmp/body')); print($1)"; }
 login() { # login USER PASSWORD
   printf '{"username":"%s","password":"%s"}' "$1" "$2" >"$ct_tmp/login.json"
   req POST /auth/login -H 'Content-Type: application/json' --data-binary @"$ct_tmp/login.json"
@@ -270,9 +227,9 @@ expect_match "... with Retry-After" '^[0-9]+$' "$(header Retry-After)"
 expect_match "... saying why" 'too many login attempts' "$(jget "b['message']")"
 
 # ---- the per-credential rate limit ------------------------------------------------------------------------
-start_server "$ct_tmp/srv2.out" --rate-limit 2 --rate-burst 5
-if [ -z "$port" ]; then fail "second server did not start: $(cat "$ct_tmp/srv2.out.err")"; fi
-r2="https://127.0.0.1:$port"
+# A second server beside the first: from here $origin and $port are its (req is not used again).
+ct_serve_start --name srv2 --wait 100 --no-web --rate-limit 2 --rate-burst 5
+r2=$origin
 for _ in $(seq 1 8); do printf 'url = "%s/fhir/Patient"\noutput = /dev/null\n' "$r2"; done >"$ct_tmp/urls"
 curl -sS --cacert "$cert" -H "Authorization: Bearer $admin_tok" -K "$ct_tmp/urls" -D "$ct_tmp/rl-hdrs" \
   -w '%{http_code}\n' >"$ct_tmp/codes" || true
@@ -376,7 +333,7 @@ if python3 -c "import sys; sys.exit(0 if float('$slow_b') < 8 else 1)" 2>/dev/nu
 else fail "stalled bodies held on: $slow_b"; fi
 
 # ---- nothing secret in the server's output -----------------------------------------------------------
-if grep -q -e 'correct horse' -e "${session_cookie#ct_session=}" -e "$csrf" "$ct_tmp"/srv*.out* ; then
+if grep -q -e 'correct horse' -e "${session_cookie#ct_session=}" -e "$csrf" "$ct_tmp"/srv*.out "$ct_tmp"/srv*.err; then
   fail "a password, cookie or CSRF token is in the server's output"
 else
   ok "no password, cookie or CSRF token in the server's output"

@@ -10,12 +10,9 @@
 # that is missing, not PEM, or holds a leaf instead of a CA.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
+ct_state
 pki="$ct_tmp/pki"
-mkdir -p "$state" "$pki"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
-ct() { "$CT_BIN" --db "$db" "$@"; }
+mkdir -p "$pki"
 
 # ---- the PKI --------------------------------------------------------------------------------------
 quiet() { "$@" >/dev/null 2>&1 || { fail "openssl: $*"; finish; exit 1; }; }
@@ -69,50 +66,22 @@ expect_eq "an admin token" 0 "$rc"
 token=$out
 
 # ---- a server -------------------------------------------------------------------------------------------
-server_pid=""
+# stop_server: SIGTERM; each server's log is kept in all.err for the sanitizer check at the end.
 stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    cat "$ct_tmp/srv.err" >>"$ct_tmp/all.err"
-  fi
-  server_pid=""
-}
-ct_cleanup_hooks+=("stop_server")
-start() { # start SERVE-OPTIONS...
-  : >"$ct_tmp/srv.out"
-  "$CT_BIN" --db "$db" serve --port 0 "$@" >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-  server_pid=$!
-  port=""
-  for i in $(seq 1 100); do
-    line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-    if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-      port=${BASH_REMATCH[1]}
-      break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    fail "server did not start: $(cat "$ct_tmp/srv.err")"
-    finish
-    exit 1
-  fi
-  root="https://127.0.0.1:$port"
+  [ -n "$server_pid" ] || return 0
+  ct_serve_stop
+  cat "$ct_tmp/srv.err" >>"$ct_tmp/all.err"
 }
 # get AS PATH [TOKEN]: AS is none, ward3-gateway or rogue-gateway; sets $code and $crc.
 get() {
-  local args=(-sS --cacert "$cert" -o "$ct_tmp/body" -w '%{http_code}' --max-time 10)
+  local args=(--max-time 10)
   [ "$1" != none ] && args+=(--cert "$pki/$1.pem" --key "$pki/$1.key")
   [ -n "${3:-}" ] && args+=(-H "Authorization: Bearer $3")
-  set +e
-  code=$(curl "${args[@]}" "$root$2" 2>"$ct_tmp/curl.err")
-  crc=$?
-  set -e
+  ct_fetch "$2" "${args[@]}" 2>"$ct_tmp/curl.err"
 }
 
 # ---- required ----------------------------------------------------------------------------------------------
-start --client-ca "$pki/ward-ca.pem"
+ct_serve_start --wait 100 --client-ca "$pki/ward-ca.pem"
 expect_match "the server says mutual TLS is on, required" 'mutual TLS: 1 CA certificate from .*ward-ca.pem, client certificate required' \
   "$(cat "$ct_tmp/srv.err")"
 get none /healthz
@@ -154,7 +123,7 @@ EOF
 )"
 
 # ---- optional ----------------------------------------------------------------------------------------------
-start --client-ca "$pki/ward-ca.pem" --client-cert optional
+ct_serve_start --wait 100 --client-ca "$pki/ward-ca.pem" --client-cert optional
 get none /healthz
 expect_eq "optional: no certificate connects" "0 200" "$crc $code"
 get none /fhir/Patient "$token"
@@ -170,7 +139,7 @@ expect_eq "optional: one request logged with a certificate, the rest without" "1
   "$(grep -c 'sha256=' <<<"$(grep '"GET /fhir/Patient" 200' <<<"$log")")"
 
 # ---- without the option nothing changes ------------------------------------------------------------------------
-start
+ct_serve_start --wait 100
 get ward3-gateway /healthz
 expect_eq "no --client-ca: a client certificate is not asked for, the request works" "0 200" "$crc $code"
 # A request line civetweb cannot parse gets our own 400: its status line

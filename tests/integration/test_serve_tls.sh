@@ -9,68 +9,8 @@
 # still holds a connection. Ports are always chosen by the system.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-cert="$state/cardiotwin-cert.pem"
+ct_state
 key="$state/cardiotwin-key.pem"
-
-server_pid=""
-stop_server_on_exit() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-ct_cleanup_hooks+=("stop_server_on_exit")
-
-# start_server NAME ARGS...: starts `cardiotwin --db $db serve ARGS` in the
-# background, waits (at most 10 s) for its "listening" line and sets $port.
-start_server() {
-  local name=$1
-  shift
-  srv_out="$ct_tmp/$name.out"
-  srv_err="$ct_tmp/$name.err"
-  "$CT_BIN" --db "$db" serve "$@" >"$srv_out" 2>"$srv_err" &
-  server_pid=$!
-  port=""
-  local i line
-  for i in $(seq 1 100); do
-    line=$(head -n 1 "$srv_out" 2>/dev/null || true)
-    if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-      port=${BASH_REMATCH[1]}
-      return 0
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      fail "$name: server exited before listening: $(cat "$srv_err")"
-      finish
-      exit 1
-    fi
-    sleep 0.1
-  done
-  fail "$name: no 'listening' line within 10 s (stdout: '$line')"
-  finish
-  exit 1
-}
-
-# stop_server: SIGTERM, then the exit code and how long it took (tenths of s).
-stop_server() {
-  local t0 t1
-  t0=$(date +%s%N)
-  kill -TERM "$server_pid"
-  set +e
-  local waited=0
-  while kill -0 "$server_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  wait "$server_pid"
-  stop_rc=$?
-  set -e
-  t1=$(date +%s%N)
-  stop_tenths=$(((t1 - t0) / 100000000))
-  server_pid=""
-}
 
 url() { echo "https://127.0.0.1:$port$1"; }
 
@@ -103,7 +43,7 @@ expect_eq "nothing on stdout when start fails" "" "$out"
 
 # ---- first start: a certificate is generated ------------------------------------
 [ ! -e "$cert" ] || fail "state directory starts empty"
-start_server first --port 0
+ct_serve_start --name first --wait 100
 ok "server listens on a port the system chose ($port)"
 expect_eq "stdout holds the listening line only" 1 "$(wc -l <"$srv_out")"
 expect_eq "key file mode 0600" 600 "$(stat -c %a "$key")"
@@ -247,7 +187,7 @@ expect_match "/healthz still answers after the load" '"status":"ok"' "$out"
 # ---- SIGTERM: clean stop, even with a silent client holding a worker ------------------
 exec 6<>"/dev/tcp/127.0.0.1/$port"
 sleep 0.2
-stop_server
+ct_serve_stop
 exec 6>&-
 expect_eq "SIGTERM: exit code 0" 0 "$stop_rc"
 if [ "$stop_tenths" -le 50 ]; then ok "SIGTERM: stopped in ${stop_tenths}00 ms"; else fail "SIGTERM: took ${stop_tenths}00 ms"; fi
@@ -259,19 +199,14 @@ else
 fi
 
 # ---- second start: the same certificate and key ----------------------------------------
-start_server second --port 0
+ct_serve_start --name second --wait 100
 expect_eq "certificate reused byte for byte" "$cert_sum" "$(sha256sum "$cert" | cut -d' ' -f1)"
 expect_eq "key reused byte for byte" "$key_sum" "$(sha256sum "$key" | cut -d' ' -f1)"
 if grep -q 'generated a self-signed' "$srv_err"; then fail "second start generated again"; else ok "second start generated nothing"; fi
 run curl -sS --cacert "$cert" --tlsv1.3 "$(url /healthz)"
 expect_match "second start serves with the old certificate" '"status":"ok"' "$out"
-kill -INT "$server_pid"
-set +e
-wait "$server_pid"
-int_rc=$?
-set -e
-server_pid=""
-expect_eq "SIGINT: exit code 0" 0 "$int_rc"
+ct_serve_stop INT
+expect_eq "SIGINT: exit code 0" 0 "$stop_rc"
 
 # ---- the key loosened: refused -------------------------------------------------------------
 chmod 644 "$key"
@@ -288,15 +223,8 @@ mkdir -p "$op"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$op/key.pem" -out "$op/cert.pem" -days 30 \
   -subj /CN=localhost -addext "subjectAltName=IP:::1,DNS:localhost" 2>/dev/null
 chmod 600 "$op/key.pem"
-"$CT_BIN" --db "$db" serve --bind ::1 --port 0 --cert "$op/cert.pem" --key "$op/key.pem" \
-  >"$ct_tmp/v6.out" 2>"$ct_tmp/v6.err" &
-server_pid=$!
-v6line=""
-for i in $(seq 1 100); do
-  v6line=$(head -n 1 "$ct_tmp/v6.out" 2>/dev/null || true)
-  [ -n "$v6line" ] && break
-  sleep 0.1
-done
+ct_serve_start --name v6 --wait 100 --bind ::1 --cert "$op/cert.pem" --key "$op/key.pem"
+v6line=$(head -n 1 "$srv_out")
 expect_match "IPv6 listening line" '^cardiotwin: listening on https://\[::1\]:[0-9]+/$' "$v6line"
 v6port=$(printf '%s' "$v6line" | sed -n 's|.*\]:\([0-9]*\)/$|\1|p')
 run curl -sS -v -g --cacert "$op/cert.pem" --tlsv1.2 --tls-max 1.2 "https://[::1]:$v6port/healthz"
@@ -308,7 +236,7 @@ set -e
 expect_match "DHE-RSA-AES128-GCM-SHA256 works with an RSA key" 'Cipher is DHE-RSA-AES128-GCM-SHA256' "$(cat "$ct_tmp/dhe.out")"
 [ ! -e "$op/cardiotwin-cert.pem" ] && [ "$(ls "$state" | grep -c 'cardiotwin-.*\.pem$')" = 2 ] &&
   ok "an operator certificate generates nothing" || fail "files generated beside an operator certificate"
-stop_server
+ct_serve_stop
 expect_eq "IPv6 server: SIGTERM exit code 0" 0 "$stop_rc"
 if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' "$ct_tmp/v6.err"; then
   fail "sanitizer report (IPv6 run)"

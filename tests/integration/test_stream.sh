@@ -374,105 +374,67 @@ expect_match "--token: the token was sent all the same" 'auth=ok' "$(cat "$log")
 # Tokens live in its database (cardiotwin token create): an admin token, a
 # device gateway's (it may post Observations, not touch Patients) and a
 # device token bound to one patient.
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-mktoken() { # mktoken FILE token-create-options...: the token, alone in FILE (mode 600)
-  local file=$1
-  shift
-  (umask 077 && "$CT_BIN" --db "$db" token create "$@" >"$file" 2>>"$ct_tmp/token.err")
-}
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
-if ! mktoken "$state/admin.token" --role admin --name stream-admin ||
-  ! mktoken "$state/device.token" --role device --name ward3-gateway; then
-  fail "cardiotwin token create failed: $(cat "$ct_tmp/token.err")"
-else
-  admin_token=$(cat "$state/admin.token")
-  # A body limit that a 2 s Observation fits and a 10 s one does not (about 31 KB).
-  "$CT_BIN" --db "$db" serve --port 0 --max-body-bytes 20000 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-  srv_pid=$!
-  port=""
-  for _ in $(seq 200); do
-    line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-    if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-      port=${BASH_REMATCH[1]}
-      break
-    fi
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    fail "the real server did not start: $(cat "$ct_tmp/srv.err")"
-  else
-    base="https://127.0.0.1:$port/fhir"
-    cert="$state/cardiotwin-cert.pem"
-    api() { curl -sS --cacert "$cert" -H "Authorization: Bearer $admin_token" "$@"; }
-    real() { st --to "$base" --ca-file "$cert" --speed max "$@"; }
+ct_state
+ct_token "$state/admin.token" admin stream-admin
+ct_token "$state/device.token" device ward3-gateway
+admin_token=$(cat "$state/admin.token")
+# A body limit that a 2 s Observation fits and a 10 s one does not (about 31 KB).
+ct_serve_start --max-body-bytes 20000
+base="$origin/fhir"
+api() { curl -sS --cacert "$cert" -H "Authorization: Bearer $admin_token" "$@"; }
+real() { st --to "$base" --ca-file "$cert" --speed max "$@"; }
 
-    real --token-file "$state/admin.token" --seconds-per-observation 2 --limit-seconds 60 --start 2026-11-22T09:00:00Z
-    expect_eq "real server: exits 0" 0 "$rc"
-    expect_match "real server: 30 Observations of 2 s accepted" '^100: 30 Observations sent to Patient/mitdb-100: 21600 samples per lead' "$out"
-    expect_match "real server: the Patient was created with PUT" 'Patient/mitdb-100 created' "$err"
-    expect_eq "real server: Patient/mitdb-100 reads back" 200 \
-      "$(api -o /dev/null -w '%{http_code}' "$base/Patient/mitdb-100")"
-    total=$(api "$base/Observation?patient=mitdb-100&code=urn:oid:2.16.840.1.113883.6.24%7C131328&_count=0" |
-      sed -n 's/.*"total":\([0-9]*\).*/\1/p')
-    expect_eq "real server: a search by patient and ECG code finds the 30" 30 "$total"
-    total=$(api "$base/Observation?patient=mitdb-100&date=ge2026-11-22T09:00:59Z&_count=0" |
-      sed -n 's/.*"total":\([0-9]*\).*/\1/p')
-    expect_eq "real server: their effective times are searchable (the last one ends at 09:01:00)" 1 "$total"
-    # The live twin stitches each patient's ECG by time and refuses ECG that
-    # overlaps what it holds (409): each later run continues where the last ended.
-    real --token-file "$state/admin.token" --seconds-per-observation 2 --limit-seconds 4 --start 2026-11-22T09:01:00Z
-    expect_eq "real server: a second run exits 0" 0 "$rc"
-    expect_match "real server: the Patient is found, not written again" 'Patient/mitdb-100 already on the server' "$err"
-    expect_eq "real server: Patient/mitdb-100 has one version" '"total":1' \
-      "$(api "$base/Patient/mitdb-100/_history" | grep -o '"total":[0-9]*')"
+real --token-file "$state/admin.token" --seconds-per-observation 2 --limit-seconds 60 --start 2026-11-22T09:00:00Z
+expect_eq "real server: exits 0" 0 "$rc"
+expect_match "real server: 30 Observations of 2 s accepted" '^100: 30 Observations sent to Patient/mitdb-100: 21600 samples per lead' "$out"
+expect_match "real server: the Patient was created with PUT" 'Patient/mitdb-100 created' "$err"
+expect_eq "real server: Patient/mitdb-100 reads back" 200 \
+  "$(api -o /dev/null -w '%{http_code}' "$base/Patient/mitdb-100")"
+total=$(api "$base/Observation?patient=mitdb-100&code=urn:oid:2.16.840.1.113883.6.24%7C131328&_count=0" |
+  sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+expect_eq "real server: a search by patient and ECG code finds the 30" 30 "$total"
+total=$(api "$base/Observation?patient=mitdb-100&date=ge2026-11-22T09:00:59Z&_count=0" |
+  sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+expect_eq "real server: their effective times are searchable (the last one ends at 09:01:00)" 1 "$total"
+# The live twin stitches each patient's ECG by time and refuses ECG that
+# overlaps what it holds (409): each later run continues where the last ended.
+real --token-file "$state/admin.token" --seconds-per-observation 2 --limit-seconds 4 --start 2026-11-22T09:01:00Z
+expect_eq "real server: a second run exits 0" 0 "$rc"
+expect_match "real server: the Patient is found, not written again" 'Patient/mitdb-100 already on the server' "$err"
+expect_eq "real server: Patient/mitdb-100 has one version" '"total":1' \
+  "$(api "$base/Patient/mitdb-100/_history" | grep -o '"total":[0-9]*')"
 
-    # A device gateway's token posts Observations and nothing else.
-    real --token-file "$state/device.token" --seconds-per-observation 2 --limit-seconds 4
-    expect_eq "device token: touching the Patient exits 1" 1 "$rc"
-    expect_match "device token: 403 with the server's diagnostics and what to do" \
-      '^cardiotwin stream: Patient/mitdb-100: GET .*: HTTP 403: .+ \(a token that may not read or write Patients, such as a device.s, streams with --no-patient once the Patient exists\)$' "$err"
-    real --token-file "$state/device.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient \
-      --start 2026-11-22T09:01:04Z
-    expect_eq "device token with --no-patient: exits 0" 0 "$rc"
-    expect_match "device token with --no-patient: 2 Observations accepted" '^100: 2 Observations sent' "$out"
-    expect_match "device token: the access log names the gateway" 'ward3-gateway "POST /fhir/Observation" 201' "$(cat "$ct_tmp/srv.err")"
-    # A device token bound to one patient writes that patient's Observations only.
-    if mktoken "$state/bound.token" --role device --name bed12-gateway --patient mitdb-100; then
-      real --token-file "$state/bound.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient \
-        --start 2026-11-22T09:01:08Z
-      expect_eq "bound device token: its own patient exits 0" 0 "$rc"
-      real --token-file "$state/bound.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient --patient mitdb-999
-      expect_eq "bound device token: another patient exits 1" 1 "$rc"
-      expect_match "bound device token: refused on the first Observation, with the server's words" \
-        '^cardiotwin stream: record 100: Observation 1 of 2 \(from 0\.000 s\): POST .*: HTTP 403: .+$' "$err"
-    else
-      fail "cardiotwin token create --patient failed: $(cat "$ct_tmp/token.err")"
-    fi
+# A device gateway's token posts Observations and nothing else.
+real --token-file "$state/device.token" --seconds-per-observation 2 --limit-seconds 4
+expect_eq "device token: touching the Patient exits 1" 1 "$rc"
+expect_match "device token: 403 with the server's diagnostics and what to do" \
+  '^cardiotwin stream: Patient/mitdb-100: GET .*: HTTP 403: .+ \(a token that may not read or write Patients, such as a device.s, streams with --no-patient once the Patient exists\)$' "$err"
+real --token-file "$state/device.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient \
+  --start 2026-11-22T09:01:04Z
+expect_eq "device token with --no-patient: exits 0" 0 "$rc"
+expect_match "device token with --no-patient: 2 Observations accepted" '^100: 2 Observations sent' "$out"
+expect_match "device token: the access log names the gateway" 'ward3-gateway "POST /fhir/Observation" 201' "$(cat "$ct_tmp/srv.err")"
+# A device token bound to one patient writes that patient's Observations only.
+ct_token "$state/bound.token" device bed12-gateway --patient mitdb-100
+real --token-file "$state/bound.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient \
+  --start 2026-11-22T09:01:08Z
+expect_eq "bound device token: its own patient exits 0" 0 "$rc"
+real --token-file "$state/bound.token" --seconds-per-observation 2 --limit-seconds 4 --no-patient --patient mitdb-999
+expect_eq "bound device token: another patient exits 1" 1 "$rc"
+expect_match "bound device token: refused on the first Observation, with the server's words" \
+  '^cardiotwin stream: record 100: Observation 1 of 2 \(from 0\.000 s\): POST .*: HTTP 403: .+$' "$err"
 
-    real --token-file "$state/admin.token" --limit-seconds 30
-    expect_eq "real server: a body over its limit exits 1" 1 "$rc"
-    expect_match "real server: 413 with the server's diagnostics, on one line" \
-      '^cardiotwin stream: record 100: Observation 1 of 3 \(from 0\.000 s\): POST https://127\.0\.0\.1:[0-9]+/fhir/Observation: HTTP 413: .+$' "$err"
-    real --token "wrong$admin_token" --limit-seconds 4
-    expect_eq "real server: a wrong token exits 1" 1 "$rc"
-    expect_match "real server: 401 with the server's diagnostics" 'Patient/mitdb-100: GET .*: HTTP 401: .+' "$err"
-    if grep -qF -- "$admin_token" <<<"$err$out"; then fail "the real server's refusal shows the token"; else
-      ok "the real server's refusal does not show the token"; fi
-    if grep -qF -- "$admin_token" "$ct_tmp/srv.err" "$ct_tmp/srv.out"; then fail "the server logged a token"; else
-      ok "the server's log holds no token"; fi
-  fi
-fi
-stop_srv
+real --token-file "$state/admin.token" --limit-seconds 30
+expect_eq "real server: a body over its limit exits 1" 1 "$rc"
+expect_match "real server: 413 with the server's diagnostics, on one line" \
+  '^cardiotwin stream: record 100: Observation 1 of 3 \(from 0\.000 s\): POST https://127\.0\.0\.1:[0-9]+/fhir/Observation: HTTP 413: .+$' "$err"
+real --token "wrong$admin_token" --limit-seconds 4
+expect_eq "real server: a wrong token exits 1" 1 "$rc"
+expect_match "real server: 401 with the server's diagnostics" 'Patient/mitdb-100: GET .*: HTTP 401: .+' "$err"
+if grep -qF -- "$admin_token" <<<"$err$out"; then fail "the real server's refusal shows the token"; else
+  ok "the real server's refusal does not show the token"; fi
+if grep -qF -- "$admin_token" "$ct_tmp/srv.err" "$ct_tmp/srv.out"; then fail "the server logged a token"; else
+  ok "the server's log holds no token"; fi
+ct_serve_stop
 
 finish

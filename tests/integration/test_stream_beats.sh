@@ -15,46 +15,16 @@
 # parameters 400 with a message, an unknown patient or stream 404.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
+ct_state
 
-(umask 077 && "$CT_BIN" --db "$db" token create --role admin --name beats-admin >"$state/admin.token")
-"$CT_BIN" --db "$db" serve --port 0 >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-srv_pid=$!
-port=""
-for _ in $(seq 200); do
-  line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-  if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-    port=${BASH_REMATCH[1]}
-    break
-  fi
-  kill -0 "$srv_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-fi
-origin="https://127.0.0.1:$port"
-cert="$state/cardiotwin-cert.pem"
+ct_token "$state/admin.token" admin beats-admin
+ct_serve_start
 
 # get TOKEN_FILE|- PATH_AND_QUERY: $code and $body ("-": no Authorization).
 get() {
   local auth=()
   [ "$1" != "-" ] && auth=(-H "Authorization: Bearer $(cat "$1")")
-  code=$(curl -sS --cacert "$cert" "${auth[@]+"${auth[@]}"}" -o "$ct_tmp/body" -w '%{http_code}' "$origin$2")
-  body=$(cat "$ct_tmp/body")
+  ct_fetch "$2" "${auth[@]+"${auth[@]}"}"
 }
 admin="$state/admin.token"
 
@@ -182,8 +152,8 @@ expect_match "one more read, one more entry naming the patient, stream and count
   "^$((before + 1)) beats-100 .*\"stream\":1.*\"beats\":1" "$after"
 
 # ---- who may read ------------------------------------------------------------------------------------
-(umask 077 && "$CT_BIN" --db "$db" token create --role clinician --name nurse-100 --patient beats-100 >"$state/nurse.token")
-(umask 077 && "$CT_BIN" --db "$db" token create --role device --name gw-beats >"$state/device.token")
+ct_token "$state/nurse.token" clinician nurse-100 --patient beats-100
+ct_token "$state/device.token" device gw-beats
 get "$state/nurse.token" "/api/beats?patient=beats-106&stream=1"
 expect_eq "a token bound to beats-100 asking for beats-106: 403" 403 "$code"
 expect_match "... saying it is bound to another patient" '"status":403.*bound to Patient/beats-100' "$body"
@@ -228,11 +198,6 @@ code=$(curl -sS --cacert "$cert" -H "Authorization: Bearer $(cat "$admin")" -o /
   -X POST "$origin/api/beats?patient=beats-100")
 expect_eq "POST /api/beats: 405" 405 "$code"
 
-kill -TERM "$srv_pid"
-set +e
-wait "$srv_pid"
-src=$?
-set -e
-srv_pid=""
-expect_eq "SIGTERM: the server stops, exit 0" 0 "$src"
+ct_serve_stop
+expect_eq "SIGTERM: the server stops, exit 0" 0 "$stop_rc"
 finish

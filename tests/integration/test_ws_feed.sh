@@ -14,46 +14,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${CT_TOOL_ct_ws_probe:?CT_TOOL_ct_ws_probe must name the WebSocket probe}"
 probe=$CT_TOOL_ct_ws_probe
 
-state="$ct_tmp/state"
-mkdir -p "$state"
-db="$state/ct.db"
-srv_pid=""
-stop_srv() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-    srv_pid=""
-  fi
-}
-ct_cleanup_hooks+=("stop_srv")
-start_srv() { # start_srv [serve args]: sets $port
-  "$CT_BIN" --db "$db" serve --port 0 --no-web "$@" >"$ct_tmp/srv.out" 2>"$ct_tmp/srv.err" &
-  srv_pid=$!
-  port=""
-  for _ in $(seq 200); do
-    line=$(head -n 1 "$ct_tmp/srv.out" 2>/dev/null || true)
-    if [[ "$line" =~ ^cardiotwin:\ listening\ on\ https://127\.0\.0\.1:([0-9]+)/$ ]]; then
-      port=${BASH_REMATCH[1]}
-      return 0
-    fi
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "the server did not start: $(cat "$ct_tmp/srv.err")"
-  finish
-  exit 1
-}
+ct_state
 
 for r in 106 100; do
   run "$CT_BIN" --db "$db" import "$CARDIOTWIN_MITDB/$r"
   expect_eq "import $r: exit 0" 0 "$rc"
 done
-(umask 077 && "$CT_BIN" --db "$db" token create --role admin --name ws-admin >"$state/admin.token")
-(umask 077 && "$CT_BIN" --db "$db" token create --role clinician --name dr-ws >"$state/clin.token")
-(umask 077 && "$CT_BIN" --db "$db" token create --role device --name gw >"$state/device.token")
+ct_token "$state/admin.token" admin ws-admin
+ct_token "$state/clin.token" clinician dr-ws
+ct_token "$state/device.token" device gw
 clin=$(cat "$state/clin.token")
-start_srv
-cert="$state/cardiotwin-cert.pem"
+ct_serve_start --no-web
 ws() { "$probe" --port "$port" --cafile "$cert" "$@"; }
 
 # ---- the upgrade: credentials, scope, origin ----------------------------------------------------
@@ -185,7 +156,7 @@ stream_live() { # RECORD SECONDS
 }
 stream_live 119 20
 expect_eq "stream 119 (20 s) to the live twin: exit 0" 0 "$rc"
-(umask 077 && "$CT_BIN" --db "$db" token create --role clinician --name bound-119 --patient mitdb-119 >"$state/bound.token")
+ct_token "$state/bound.token" clinician bound-119 --patient mitdb-119
 run ws --token "$(cat "$state/bound.token")" --duration-ms 1500 \
   --send '0:{"type":"subscribe","source":"record","id":"106"}' \
   --send '100:{"type":"subscribe","source":"patient","id":"mitdb-100"}' \
@@ -224,8 +195,8 @@ expect_match "subscribes are audited: who watched record 106" "\('dr-ws', 'read'
 expect_match "subscribes are audited: who watched patient mitdb-119" "\('bound-119', 'read', 'patient', 'mitdb-119'\)" "$audit"
 
 # ---- the cap: 4 workers allow 2 sockets -------------------------------------------------------------
-stop_srv
-start_srv --threads 4
+ct_serve_stop
+ct_serve_start --no-web --threads 4
 ws --token "$clin" --duration-ms 2500 >"$ct_tmp/c1.out" &
 c1=$!
 ws --token "$clin" --duration-ms 2500 >"$ct_tmp/c2.out" &
@@ -238,7 +209,7 @@ wait $c2 || true
 expect_match "the first two got their hello" '"type":"hello"' "$(cat "$ct_tmp/c1.out" "$ct_tmp/c2.out")"
 run ws --token "$clin" --duration-ms 300
 expect_match "once they closed, a new socket is accepted" '"type":"hello"' "$out"
-stop_srv
+ct_serve_stop
 expect_match "the server stops cleanly with the feed's numbers" 'live feed: [0-9]+ ticks with viewers' "$(cat "$ct_tmp/srv.err")"
 
 finish

@@ -89,59 +89,102 @@ static void check_same(const char *what, const tt_beats *got, const tt_beats *wa
     assert_int_equal(got->n, want->n);
 }
 
-static int obs_k(ct_twin *t, ct_store *st, const tt_record *r, const char *patient, int64_t k,
-                 ct_twin_ingest_result *res, ct_error *err)
+/* What each test starts from: a record, a fresh database, a twin on it,
+ * and the beats its observer saw (seen), the reference (ref) and the store
+ * holds (got). */
+typedef struct fixture {
+    tt_record *r;
+    tt_db d;
+    ct_twin *t;
+    tt_beats seen, ref, got;
+} fixture;
+
+/* observe 0: the twin has no observer; max_pending_beats 0: the default. */
+static void fixture_open(fixture *f, const char *record, int observe, size_t max_pending_beats)
+{
+    memset(f, 0, sizeof *f);
+    f->r = tt_load(record);
+    tt_db_open(&f->d);
+    f->t = twin_new(&f->d, observe ? &f->seen : NULL, max_pending_beats);
+}
+
+static void fixture_close(fixture *f)
+{
+    tt_beats_free(&f->seen);
+    tt_beats_free(&f->ref);
+    tt_beats_free(&f->got);
+    ct_twin_free(f->t);
+    tt_db_close(&f->d);
+    tt_unload(f->r);
+}
+
+/* Observation k (10 s from sample k * OBS on) of the fixture's record. */
+static int obs_k(fixture *f, const char *patient, int64_t k, ct_twin_ingest_result *res, ct_error *err)
 {
     char id[64];
     snprintf(id, sizeof id, "%s-%lld", patient, (long long)k);
-    return tt_ingest(t, st, r, patient, id, k * OBS, OBS, TT_T0_MS + k * OBS * 1000 / FS, res, err);
+    return tt_ingest(f->t, f->d.st, f->r, patient, id, k * OBS, OBS, TT_T0_MS + k * OBS * 1000 / FS, res, err);
+}
+
+/* Ends the patient's stream (the detector gives what it still holds) and
+ * checks that the store has exactly the beats the observer saw. */
+static void end_and_check(fixture *f, const char *patient, const char *what)
+{
+    ct_error err;
+    assert_int_equal(ct_twin_stream_end(f->t, f->d.st, patient, &err), 0);
+    stored_beats(f->d.st, patient, 1, &f->got);
+    check_same(what, &f->got, &f->seen);
+}
+
+/* From here the store refuses every beat, until heal_beats. */
+static void fail_beats(tt_db *d)
+{
+    tt_exec(d, "CREATE TRIGGER fail_beat BEFORE INSERT ON twin_beat BEGIN"
+               " SELECT RAISE(ABORT, 'injected failure'); END");
+}
+
+static void heal_beats(tt_db *d)
+{
+    tt_exec(d, "DROP TRIGGER fail_beat");
 }
 
 static void test_record_106_stored(void **state)
 {
     (void)state;
-    tt_record *r = tt_load("106");
-    tt_db d;
-    tt_db_open(&d);
-    tt_beats seen = {0}, ref = {0}, got = {0};
-    ct_twin *t = twin_new(&d, &seen, 0);
+    fixture f;
+    fixture_open(&f, "106", 1, 0);
     /* Each call stores the beats it found, at once. */
     size_t found = 0, stored = 0;
-    const int64_t n_obs = (r->sig.n_samples + OBS - 1) / OBS;
+    const int64_t n_obs = (f.r->sig.n_samples + OBS - 1) / OBS;
     for (int64_t k = 0; k < n_obs; k++) {
         ct_twin_ingest_result res;
         ct_error err;
         char id[64];
         snprintf(id, sizeof id, "o106-%lld", (long long)k);
         int64_t from = k * OBS;
-        size_t n = (size_t)(from + OBS <= r->sig.n_samples ? OBS : r->sig.n_samples - from);
-        if (tt_ingest(t, d.st, r, "mitdb-106", id, from, n, TT_T0_MS + from * 1000 / FS, &res, &err) != 0)
+        size_t n = (size_t)(from + OBS <= f.r->sig.n_samples ? OBS : f.r->sig.n_samples - from);
+        if (tt_ingest(f.t, f.d.st, f.r, "mitdb-106", id, from, n, TT_T0_MS + from * 1000 / FS, &res, &err) != 0)
             fail_msg("%s: %s", id, err.msg);
         assert_int_equal(res.report_error, 0);
         assert_int_equal(res.beats_stored, res.beats);
         assert_int_equal(res.beats_pending, 0);
         found += res.beats;
         stored += res.beats_stored;
-        assert_int_equal(tt_count(&d, "SELECT count(*) FROM twin_beat"), (int64_t)stored);
+        assert_int_equal(tt_count(&f.d, "SELECT count(*) FROM twin_beat"), (int64_t)stored);
     }
-    assert_int_equal(found, seen.n);
+    assert_int_equal(found, f.seen.n);
     ct_error err;
-    assert_int_equal(ct_twin_stream_end(t, d.st, "mitdb-106", &err), 0);
-    reference_beats(r, &ref);
-    stored_beats(d.st, "mitdb-106", 1, &got);
+    assert_int_equal(ct_twin_stream_end(f.t, f.d.st, "mitdb-106", &err), 0);
+    reference_beats(f.r, &f.ref);
+    stored_beats(f.d.st, "mitdb-106", 1, &f.got);
     /* Whatever the detector still held came out when the stream ended. */
-    assert_true(got.n >= found);
-    check_same("106 stored vs detect", &got, &ref);
-    check_same("106 stored vs observer", &got, &seen);
-    assert_int_equal(tt_count(&d, "SELECT count(*) FROM twin_beat WHERE cls = 'V'"),
-                     tt_count(&d, "SELECT count(*) FROM twin_beat WHERE cls = 'V' AND hr_dbpm > 0"));
-    assert_true(tt_count(&d, "SELECT count(*) FROM twin_beat WHERE cls = 'V'") > 400);
-    tt_beats_free(&seen);
-    tt_beats_free(&ref);
-    tt_beats_free(&got);
-    ct_twin_free(t);
-    tt_db_close(&d);
-    tt_unload(r);
+    assert_true(f.got.n >= found);
+    check_same("106 stored vs detect", &f.got, &f.ref);
+    check_same("106 stored vs observer", &f.got, &f.seen);
+    assert_int_equal(tt_count(&f.d, "SELECT count(*) FROM twin_beat WHERE cls = 'V'"),
+                     tt_count(&f.d, "SELECT count(*) FROM twin_beat WHERE cls = 'V' AND hr_dbpm > 0"));
+    assert_true(tt_count(&f.d, "SELECT count(*) FROM twin_beat WHERE cls = 'V'") > 400);
+    fixture_close(&f);
 }
 
 /* Another lead set ends the stream as ct_twin_stream_end does: how a
@@ -149,54 +192,43 @@ static void test_record_106_stored(void **state)
 static void test_ended_by_new_leads(void **state)
 {
     (void)state;
-    tt_record *r = tt_load("100");
-    tt_db d;
-    tt_db_open(&d);
-    tt_beats ref = {0}, got = {0};
-    ct_twin *t = twin_new(&d, NULL, 0);
-    tt_stream(t, d.st, r, "mitdb-100", "o100", r->sig.n_samples);
+    fixture f;
+    fixture_open(&f, "100", 0, 0);
+    tt_stream(f.t, f.d.st, f.r, "mitdb-100", "o100", f.r->sig.n_samples);
     ct_fhir_ecg e;
-    int64_t end_ms = TT_T0_MS + r->sig.n_samples * 1000 / FS + 1000;
-    tt_observation(r, "mitdb-100", 0, 360, end_ms, NULL, 0, 1, &e);
+    int64_t end_ms = TT_T0_MS + f.r->sig.n_samples * 1000 / FS + 1000;
+    tt_observation(f.r, "mitdb-100", 0, 360, end_ms, NULL, 0, 1, &e);
     ct_twin_ingest_result res;
     ct_error err;
-    assert_int_equal(ct_twin_ingest_ecg(t, d.st, &e, "o100-one-lead", &res, &err), 0);
+    assert_int_equal(ct_twin_ingest_ecg(f.t, f.d.st, &e, "o100-one-lead", &res, &err), 0);
     ct_fhir_ecg_free(&e);
     assert_int_equal(res.verdict, CT_TWIN_STARTED);
     assert_int_equal(res.stream_seq, 2);
     assert_int_equal(res.beats_pending, 0);
-    reference_beats(r, &ref);
-    stored_beats(d.st, "mitdb-100", 1, &got);
-    check_same("100 stored vs detect", &got, &ref);
-    tt_beats_free(&ref);
-    tt_beats_free(&got);
-    ct_twin_free(t);
-    tt_db_close(&d);
-    tt_unload(r);
+    reference_beats(f.r, &f.ref);
+    stored_beats(f.d.st, "mitdb-100", 1, &f.got);
+    check_same("100 stored vs detect", &f.got, &f.ref);
+    fixture_close(&f);
 }
 
 /* The store refuses the beats for a while: none is lost, none doubled. */
 static void test_store_failure(void **state)
 {
     (void)state;
-    tt_record *r = tt_load("100");
-    tt_db d;
-    tt_db_open(&d);
-    tt_beats seen = {0}, got = {0};
-    ct_twin *t = twin_new(&d, &seen, 0);
+    fixture f;
+    fixture_open(&f, "100", 1, 0);
     ct_twin_ingest_result res;
     ct_error err;
     int64_t k = 0;
     for (; k < 3; k++)
-        assert_int_equal(obs_k(t, d.st, r, "p100", k, &res, &err), 0);
-    const int64_t before = tt_count(&d, "SELECT count(*) FROM twin_beat");
+        assert_int_equal(obs_k(&f, "p100", k, &res, &err), 0);
+    const int64_t before = tt_count(&f.d, "SELECT count(*) FROM twin_beat");
     assert_true(before > 20);
-    tt_exec(&d, "CREATE TRIGGER fail_beat BEFORE INSERT ON twin_beat BEGIN"
-                " SELECT RAISE(ABORT, 'injected failure'); END");
+    fail_beats(&f.d);
     size_t waiting = 0;
     for (; k < 9; k++) {
         /* The ECG is taken; its beats wait. */
-        assert_int_equal(obs_k(t, d.st, r, "p100", k, &res, &err), 0);
+        assert_int_equal(obs_k(&f, "p100", k, &res, &err), 0);
         assert_int_equal(res.verdict, CT_TWIN_APPENDED);
         assert_int_equal(res.report_error, CT_EDB);
         assert_non_null(strstr(res.report_error_msg, "injected failure"));
@@ -204,81 +236,64 @@ static void test_store_failure(void **state)
         assert_int_equal(res.beats_stored, 0);
         waiting += res.beats;
         assert_int_equal(res.beats_pending, waiting);
-        assert_int_equal(tt_count(&d, "SELECT count(*) FROM twin_beat"), before);
+        assert_int_equal(tt_count(&f.d, "SELECT count(*) FROM twin_beat"), before);
     }
     print_message("%zu beats waited for the store: %s\n", waiting, res.report_error_msg);
     ct_twin_live v;
-    assert_int_equal(ct_twin_live_read(t, "p100", 1, &v, &err), 0);
+    assert_int_equal(ct_twin_live_read(f.t, "p100", 1, &v, &err), 0);
     assert_int_equal(v.beats_pending, waiting);
     ct_twin_live_free(&v);
     size_t pending = 0;
-    assert_int_equal(ct_twin_flush(t, d.st, &pending, &err), CT_EDB);
-    assert_int_equal(tt_count(&d, "SELECT count(*) FROM twin_beat"), before);
+    assert_int_equal(ct_twin_flush(f.t, f.d.st, &pending, &err), CT_EDB);
+    assert_int_equal(tt_count(&f.d, "SELECT count(*) FROM twin_beat"), before);
 
     /* The store recovers: a flush stores every one, once. */
-    tt_exec(&d, "DROP TRIGGER fail_beat");
-    assert_int_equal(ct_twin_flush(t, d.st, &pending, &err), 0);
-    assert_int_equal(tt_count(&d, "SELECT count(*) FROM twin_beat"), before + (int64_t)waiting);
+    heal_beats(&f.d);
+    assert_int_equal(ct_twin_flush(f.t, f.d.st, &pending, &err), 0);
+    assert_int_equal(tt_count(&f.d, "SELECT count(*) FROM twin_beat"), before + (int64_t)waiting);
     /* Then it fails again; the next Observation after it stores the rest. */
-    tt_exec(&d, "CREATE TRIGGER fail_beat BEFORE INSERT ON twin_beat BEGIN"
-                " SELECT RAISE(ABORT, 'injected failure'); END");
-    assert_int_equal(obs_k(t, d.st, r, "p100", k++, &res, &err), 0);
+    fail_beats(&f.d);
+    assert_int_equal(obs_k(&f, "p100", k++, &res, &err), 0);
     assert_true(res.beats_pending > 0);
-    tt_exec(&d, "DROP TRIGGER fail_beat");
-    assert_int_equal(obs_k(t, d.st, r, "p100", k++, &res, &err), 0);
+    heal_beats(&f.d);
+    assert_int_equal(obs_k(&f, "p100", k++, &res, &err), 0);
     assert_int_equal(res.report_error, 0);
     assert_int_equal(res.beats_pending, 0);
     assert_true(res.beats_stored > res.beats);
     for (; k < 30; k++)
-        assert_int_equal(obs_k(t, d.st, r, "p100", k, &res, &err), 0);
-    assert_int_equal(ct_twin_stream_end(t, d.st, "p100", &err), 0);
-    stored_beats(d.st, "p100", 1, &got);
-    check_same("stored after failures vs observer", &got, &seen);
-    tt_beats_free(&seen);
-    tt_beats_free(&got);
-    ct_twin_free(t);
-    tt_db_close(&d);
-    tt_unload(r);
+        assert_int_equal(obs_k(&f, "p100", k, &res, &err), 0);
+    end_and_check(&f, "p100", "stored after failures vs observer");
+    fixture_close(&f);
 }
 
 /* max_pending_beats: past it, ECG waits (503) instead of the queue growing. */
 static void test_pending_bound(void **state)
 {
     (void)state;
-    tt_record *r = tt_load("100");
-    tt_db d;
-    tt_db_open(&d);
-    tt_beats seen = {0}, got = {0};
-    ct_twin *t = twin_new(&d, &seen, 1000);
-    tt_exec(&d, "CREATE TRIGGER fail_beat BEFORE INSERT ON twin_beat BEGIN"
-                " SELECT RAISE(ABORT, 'injected failure'); END");
+    fixture f;
+    fixture_open(&f, "100", 1, 1000);
+    fail_beats(&f.d);
     ct_twin_ingest_result res;
     ct_error err;
     int64_t k = 0;
     int rc = 0;
     for (; k < 200 && rc == 0; k++)
-        rc = obs_k(t, d.st, r, "p100", k, &res, &err);
+        rc = obs_k(&f, "p100", k, &res, &err);
     assert_int_equal(rc, CT_ELIMIT);
     print_message("refused at Observation %lld: %s\n", (long long)(k - 1), err.msg);
     assert_non_null(strstr(err.msg, "beats are waiting for the database"));
     assert_non_null(strstr(err.msg, "injected failure"));
-    assert_true(seen.n >= 1000 && seen.n < 1000 + 40);
+    assert_true(f.seen.n >= 1000 && f.seen.n < 1000 + 40);
     /* Nothing of the refused Observation was taken. */
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM twin_source WHERE observation_id = 'p100-%lld'", (long long)(k - 1));
-    assert_int_equal(tt_count(&d, sql), 0);
-    tt_exec(&d, "DROP TRIGGER fail_beat");
+    assert_int_equal(tt_count(&f.d, sql), 0);
+    heal_beats(&f.d);
     /* The same Observation again: the queue is written first, then it is taken. */
-    assert_int_equal(obs_k(t, d.st, r, "p100", k - 1, &res, &err), 0);
+    assert_int_equal(obs_k(&f, "p100", k - 1, &res, &err), 0);
     assert_int_equal(res.beats_pending, 0);
-    assert_int_equal(ct_twin_stream_end(t, d.st, "p100", &err), 0);
-    stored_beats(d.st, "p100", 1, &got);
-    check_same("stored after the bound vs observer", &got, &seen);
-    tt_beats_free(&seen);
-    tt_beats_free(&got);
-    ct_twin_free(t);
-    tt_db_close(&d);
-    tt_unload(r);
+    end_and_check(&f, "p100", "stored after the bound vs observer");
+    fixture_close(&f);
 }
 
 /* A restart: the stream is restored and goes on; beats stored before stay,
@@ -286,36 +301,27 @@ static void test_pending_bound(void **state)
 static void test_restart(void **state)
 {
     (void)state;
-    tt_record *r = tt_load("100");
-    tt_db d;
-    tt_db_open(&d);
-    tt_beats seen = {0}, got = {0};
-    ct_twin *t = twin_new(&d, &seen, 0);
+    fixture f;
+    fixture_open(&f, "100", 1, 0);
     ct_twin_ingest_result res;
     ct_error err;
     int64_t k = 0;
     for (; k < 12; k++)
-        assert_int_equal(obs_k(t, d.st, r, "p100", k, &res, &err), 0);
-    const int64_t first = tt_count(&d, "SELECT count(*) FROM twin_beat");
-    assert_int_equal(first, (int64_t)seen.n);
-    ct_twin_free(t);
-    t = twin_new(&d, &seen, 0);
+        assert_int_equal(obs_k(&f, "p100", k, &res, &err), 0);
+    const int64_t first = tt_count(&f.d, "SELECT count(*) FROM twin_beat");
+    assert_int_equal(first, (int64_t)f.seen.n);
+    ct_twin_free(f.t);
+    f.t = twin_new(&f.d, &f.seen, 0);
     for (; k < 24; k++) {
-        assert_int_equal(obs_k(t, d.st, r, "p100", k, &res, &err), 0);
+        assert_int_equal(obs_k(&f, "p100", k, &res, &err), 0);
         assert_int_equal(res.stream_seq, 1);
     }
-    assert_int_equal(ct_twin_stream_end(t, d.st, "p100", &err), 0);
-    stored_beats(d.st, "p100", 1, &got);
     /* The restarted detector relearns for two seconds: fewer beats than an
      * uninterrupted run, but each one seen is stored once, in order. */
-    check_same("stored across a restart vs observer", &got, &seen);
-    assert_true((int64_t)got.n > first + 100);
-    assert_int_equal(tt_count(&d, "SELECT count(DISTINCT stream_id) FROM twin_beat"), 1);
-    tt_beats_free(&seen);
-    tt_beats_free(&got);
-    ct_twin_free(t);
-    tt_db_close(&d);
-    tt_unload(r);
+    end_and_check(&f, "p100", "stored across a restart vs observer");
+    assert_true((int64_t)f.got.n > first + 100);
+    assert_int_equal(tt_count(&f.d, "SELECT count(DISTINCT stream_id) FROM twin_beat"), 1);
+    fixture_close(&f);
 }
 
 static void test_option_bounds(void **state)
