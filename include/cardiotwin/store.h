@@ -51,6 +51,36 @@ int ct_store_begin(ct_store *st, ct_error *err);
 int ct_store_commit(ct_store *st, ct_error *err);
 void ct_store_rollback(ct_store *st);
 
+/* ---- the write-ahead log (docs/store.md, "Checkpoints") ------------------
+ * SQLite's automatic checkpoint runs inside the COMMIT that crossed 1000 WAL
+ * pages, two fsyncs included, so one request in ~25 pays for the others. A
+ * server turns it off on its request connections and checkpoints from a
+ * thread of its own instead. */
+
+/* Turns the automatic checkpoint of this connection off and calls
+ * on_commit(user, wal_pages) after each of its commits with the WAL's size
+ * in pages (SQLite's wal hook, on the committing thread, after the write
+ * lock is released: it should only signal), and before_begin(user) (may be NULL) in ct_store_begin before
+ * the write lock is asked for: the place where a checkpointer that must
+ * empty the WAL can hold new transactions back (a stream of writers would
+ * otherwise always take the lock first). on_commit NULL restores the
+ * automatic checkpoint. No effect on an in-memory database. */
+void ct_store_wal_watch(ct_store *st, void (*on_commit)(void *user, int wal_pages), void (*before_begin)(void *user),
+                        void *user);
+
+typedef enum ct_store_checkpoint_mode {
+    CT_STORE_CHECKPOINT_PASSIVE,   /* copies what it can; never waits, never blocks writers */
+    CT_STORE_CHECKPOINT_TRUNCATE   /* waits for writers (busy wait), copies everything, empties the WAL */
+} ct_store_checkpoint_mode;
+
+/* Copies WAL frames into the database file (and syncs both, as the
+ * connection's synchronous setting says). *wal_pages: frames in the WAL
+ * before, *copied: frames now in the database (equal when complete); either
+ * may be NULL. A PASSIVE checkpoint that finds the WAL in use does what it
+ * can and returns 0; CT_EDB when TRUNCATE could not get the locks within
+ * 250 ms (its caller may be holding writers back), or on an I/O error. */
+int ct_store_checkpoint(ct_store *st, ct_store_checkpoint_mode mode, int *wal_pages, int *copied, ct_error *err);
+
 /* ---- patients ---------------------------------------------------------- */
 typedef struct ct_store_patient {
     int64_t id;

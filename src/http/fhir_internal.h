@@ -147,6 +147,11 @@ void ct_http_index_free(ct_http_index *x);
  * the ECG profile for an Observation coded MDC 131328, and the elements R4
  * requires of any other SampledData. 422 issues naming the element. */
 int ct_http_fhir_validate(const json_t *res, const char *type, ct_fhir_issue *issue);
+/* The same, and when res is an ECG Observation, its samples as the profile
+ * check read them: *ecg (malloc'd, ct_fhir_ecg_free then free; NULL for any
+ * other resource), so that the twin does not parse the 7200 values again. */
+int ct_http_fhir_validate_keep(const json_t *res, const char *type, struct ct_fhir_ecg **ecg,
+                               ct_fhir_issue *issue);
 
 /* ---- the interactions (fhir_ops.c) ------------------------------------------------------ */
 typedef struct ct_http_fhir {
@@ -184,6 +189,7 @@ typedef struct ct_http_prepared {
     ct_http_index index;
     char type[CT_FHIR_TYPE_MAX + 1];
     char id[CT_FHIR_ID_MAX + 1];
+    struct ct_fhir_ecg *ecg;   /* an ECG Observation's samples, read by validation; else NULL */
 } ct_http_prepared;
 
 /* From a request body (REST): parsed with the server's limits, resourceType

@@ -98,6 +98,10 @@ void ct_http_prepared_free(ct_http_prepared *p)
     json_decref(p->json);
     free(p->stored);
     ct_http_index_free(&p->index);
+    if (p->ecg) {
+        ct_fhir_ecg_free(p->ecg);
+        free(p->ecg);
+    }
     memset(p, 0, sizeof *p);
 }
 
@@ -112,22 +116,24 @@ static ct_fhir_limits body_limits(const ct_http_fhir *f)
 
 /* Stored form, index, and the prepared struct filled from a parsed,
  * validated resource. */
-static int finish_prepare(ct_http_fhir *f, json_t *j, const char *text, size_t len, const char *type,
-                          const char *id, const ct_http_ref_map *map, ct_http_prepared *p, ct_http_result *r)
+static int finish_prepare(ct_http_fhir *f, json_t *j, ct_fhir_ecg *ecg, const char *text, size_t len,
+                          const char *type, const char *id, const ct_http_ref_map *map, ct_http_prepared *p,
+                          ct_http_result *r)
 {
+    /* p owns both from here, whatever happens next (ct_http_prepared_free). */
+    p->json = j;
+    p->ecg = ecg;
     ct_http_buf b;
     ct_http_buf_init(&b, len + 1024);
     int rc = ct_http_resource_canonical(text, len, type, id, map, &b);
     if (rc != 0) {
         ct_http_buf_free(&b);
-        json_decref(j);
         if (rc == CT_ENOMEM)
             return fail_internal(f, r, "hold the resource in memory", NULL);
         return ct_http_result_fail(r, 422, CT_FHIR_IT_STRUCTURE, type,
                                    "the resource must be a JSON object whose meta, if any, is an object");
     }
     p->stored = ct_http_buf_take(&b, &p->stored_len);
-    p->json = j;
     snprintf(p->type, sizeof p->type, "%s", type);
     snprintf(p->id, sizeof p->id, "%s", id);
     rc = ct_http_index_extract(j, type, &p->index);
@@ -194,11 +200,12 @@ int ct_http_prepare_body(ct_http_fhir *f, const char *body, size_t len, const ch
         /* R4: on create the server ignores any id the client sent. */
         json_object_del(j, "id");
     }
-    if (ct_http_fhir_validate(j, type, &is) != 0) {
+    ct_fhir_ecg *ecg = NULL;
+    if (ct_http_fhir_validate_keep(j, type, &ecg, &is) != 0) {
         json_decref(j);
         return fail_issue(r, &is);
     }
-    return finish_prepare(f, j, body, len, type, id ? id : new_id, NULL, p, r);
+    return finish_prepare(f, j, ecg, body, len, type, id ? id : new_id, NULL, p, r);
 }
 
 int ct_http_prepare_text(ct_http_fhir *f, const char *text, size_t len, const char *type, const char *id,
@@ -227,11 +234,12 @@ int ct_http_prepare_text(ct_http_fhir *f, const char *text, size_t len, const ch
     const json_t *meta = json_object_get(j, "meta");
     if (json_is_object(meta) && json_object_size(meta) == 0)
         json_object_del(j, "meta");
-    if (ct_http_fhir_validate(j, type, &is) != 0) {
+    ct_fhir_ecg *ecg = NULL;
+    if (ct_http_fhir_validate_keep(j, type, &ecg, &is) != 0) {
         json_decref(j);
         return fail_issue(r, &is);
     }
-    return finish_prepare(f, j, text, len, type, id, map, p, r);
+    return finish_prepare(f, j, ecg, text, len, type, id, map, p, r);
 }
 
 /* ---- results --------------------------------------------------------------------------- */
@@ -405,26 +413,34 @@ static int create_ecg(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_
     const char *bound = ct_http_compartment(f->req, p->type, CT_HTTP_PERM_C);
     if (!ct_http_in_compartment(bound, ct_http_patient_of_prepared(p)))
         return refuse_outside(r, bound, "create");
-    ct_fhir_ecg ecg;
-    ct_fhir_issue is;
-    if (ct_fhir_ecg_from_json(p->json, NULL, &ecg, &is) != 0)
-        return fail_issue(r, &is);
+    /* Validation read the samples already (ct_http_prepare_*); only a
+     * prepared resource that skipped it would need them read here. */
+    ct_fhir_ecg own;
+    ct_fhir_ecg *ecg = p->ecg;
+    if (!ecg) {
+        ct_fhir_issue is;
+        if (ct_fhir_ecg_from_json(p->json, NULL, &own, &is) != 0)
+            return fail_issue(r, &is);
+        ecg = &own;
+    }
     ct_twin_ticket *tk = NULL;
     ct_twin_ingest_result res;
     ct_error err = {0};
-    int rc = ct_twin_ecg_begin(twin, f->st, &ecg, p->id, &tk, &res, &err);
+    int rc = ct_twin_ecg_begin(twin, f->st, ecg, p->id, &tk, &res, &err);
     if (rc == CT_EUNSUPPORTED) {
         /* A rate the detector cannot analyse (the specification's own 100 Hz
          * ekg example): a recording to keep, not a stream to monitor. */
         ct_http_log(f->req->srv, CT_HTTP_LOG_INFO, "request %s: Observation/%s stored, not monitored: %s",
                     f->req->request_id, p->id, err.msg);
-        ct_fhir_ecg_free(&ecg);
+        if (ecg == &own)
+            ct_fhir_ecg_free(&own);
         if (txn_begin(f, r))
             return -1;
         return txn_end(f, create_work(f, p, if_none_exist, r) == 0, r);
     }
     if (rc != 0) {
-        ct_fhir_ecg_free(&ecg);
+        if (ecg == &own)
+            ct_fhir_ecg_free(&own);
         return twin_refusal(f, r, rc, &err);
     }
     int wrote = 0, ok = 0;
@@ -453,7 +469,8 @@ static int create_ecg(ct_http_fhir *f, ct_http_prepared *p, const char *if_none_
                         "request %s: Observation/%s taken, but %zu alert report(s) wait for the database: %s",
                         f->req->request_id, p->id, res.reports_pending, res.report_error_msg);
     }
-    ct_fhir_ecg_free(&ecg);
+    if (ecg == &own)
+        ct_fhir_ecg_free(&own);
     return ok ? 0 : -1;
 }
 

@@ -13,6 +13,7 @@
  * data whose values parse and whose count is a multiple of dimensions: a
  * reader cannot use it otherwise. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fhir_internal.h"
@@ -167,7 +168,7 @@ static int check_sampled_data(const json_t *sd, const char *expr, ct_fhir_issue 
     return 0;
 }
 
-static int check_observation(const json_t *res, ct_fhir_issue *issue)
+static int check_observation(const json_t *res, ct_fhir_ecg **keep, ct_fhir_issue *issue)
 {
     static const char *const statuses[] = {"registered", "preliminary", "final", "amended", "corrected",
                                            "cancelled", "entered-in-error", "unknown", NULL};
@@ -175,10 +176,18 @@ static int check_observation(const json_t *res, ct_fhir_issue *issue)
     if ((rc = check_status(res, "Observation", statuses, issue)) || (rc = check_code(res, "Observation", issue)))
         return rc;
     if (is_ecg(res)) {
-        ct_fhir_ecg ecg;
-        rc = ct_fhir_ecg_from_json(res, NULL, &ecg, issue);
+        ct_fhir_ecg *ecg = malloc(sizeof *ecg);
+        if (!ecg)
+            return ct_fhir_issue_set(issue, CT_ENOMEM, 500, CT_FHIR_SEV_ERROR, CT_FHIR_IT_EXCEPTION, NULL,
+                                     "out of memory reading the ECG");
+        rc = ct_fhir_ecg_from_json(res, NULL, ecg, issue);
+        if (rc == 0 && keep) {
+            *keep = ecg;
+            return 0;
+        }
         if (rc == 0)
-            ct_fhir_ecg_free(&ecg);
+            ct_fhir_ecg_free(ecg);
+        free(ecg);
         return rc;
     }
     const json_t *sd = json_object_get(res, "valueSampledData");
@@ -224,16 +233,23 @@ static int check_provenance(const json_t *res, ct_fhir_issue *issue)
     return 0;
 }
 
-int ct_http_fhir_validate(const json_t *res, const char *type, ct_fhir_issue *issue)
+int ct_http_fhir_validate_keep(const json_t *res, const char *type, ct_fhir_ecg **ecg, ct_fhir_issue *issue)
 {
+    if (ecg)
+        *ecg = NULL;
     int rc = ct_fhir_validate_resource(res, type, issue);
     if (rc)
         return rc;
     if (strcmp(type, "Observation") == 0)
-        return check_observation(res, issue);
+        return check_observation(res, ecg, issue);
     if (strcmp(type, "DiagnosticReport") == 0)
         return check_report(res, issue);
     if (strcmp(type, "Provenance") == 0)
         return check_provenance(res, issue);
     return 0;
+}
+
+int ct_http_fhir_validate(const json_t *res, const char *type, ct_fhir_issue *issue)
+{
+    return ct_http_fhir_validate_keep(res, type, NULL, issue);
 }

@@ -39,6 +39,7 @@ struct ct_http_server {
     int pool_lock_ready;
     struct ct_store **pool;           /* idle connections, one per worker at most */
     size_t pool_n, pool_cap;
+    struct ct_http_ckpt *ckpt;        /* the WAL checkpoint thread (store_pool.c) */
     char *capability;                 /* the CapabilityStatement as served */
     size_t capability_len;
     /* The live twin (twin_feed.c): NULL when the API has no database. */

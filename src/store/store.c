@@ -40,6 +40,8 @@
  * cardiotwin database from another application's SQLite file. */
 #define CT_STORE_APPLICATION_ID 0x4354776e
 #define CT_STORE_BUSY_TIMEOUT_MS 5000
+/* How long a TRUNCATE checkpoint waits for the writer and the readers. */
+#define CT_STORE_CHECKPOINT_WAIT_MS 250
 
 static const char *const stmt_sql[STMT_COUNT_] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -223,6 +225,13 @@ static void end_orphan_transaction(ct_store *st)
         step_simple(st, STMT_ROLLBACK, NULL, "rollback");
 }
 
+/* ct_store_wal_watch's callbacks (st->wal_watch). */
+typedef struct wal_watch {
+    void (*on_commit)(void *user, int wal_pages);
+    void (*before_begin)(void *user);
+    void *user;
+} wal_watch;
+
 int ct_store_begin(ct_store *st, ct_error *err)
 {
     if (!st)
@@ -231,6 +240,9 @@ int ct_store_begin(ct_store *st, ct_error *err)
         return ct_error_set(err, CT_EINVAL, "%s: a transaction is already open (transactions do not nest)",
                             st->path);
     end_orphan_transaction(st);
+    const wal_watch *w = st->wal_watch;
+    if (w && w->before_begin)
+        w->before_begin(w->user);
     int rc = step_simple(st, STMT_BEGIN, err, "cannot begin a transaction");
     if (rc != CT_OK)
         return rc;
@@ -665,10 +677,11 @@ static int create_private(const char *path, int *created, ct_error *err)
 
 static int busy_wait(void *ctx, int n)
 {
-    (void)ctx;
+    const ct_store *st = ctx;
+    long limit_ms = st->busy_limit_ms > 0 ? st->busy_limit_ms : CT_STORE_BUSY_TIMEOUT_MS;
     long slept_us = n < BUSY_STEPS ? BUSY_FIRST_US * ((1L << n) - 1)
                                    : BUSY_FIRST_US * ((1L << BUSY_STEPS) - 1) + (long)(n - BUSY_STEPS) * BUSY_MAX_US;
-    if (slept_us >= (long)CT_STORE_BUSY_TIMEOUT_MS * 1000L)
+    if (slept_us >= limit_ms * 1000L)
         return 0;
     long us = n < BUSY_STEPS ? BUSY_FIRST_US << n : BUSY_MAX_US;
     struct timespec d = {0, us * 1000L};
@@ -680,7 +693,7 @@ static int configure(ct_store *st, ct_error *err)
 {
     sqlite3 *db = st->db;
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_handler(db, busy_wait, NULL);
+    sqlite3_busy_handler(db, busy_wait, st);
     /* Hardening: no schema tricks, no double-quoted strings taken as
      * literals (a typo in a migration must fail), no functions from the
      * schema run with our privileges. */
@@ -786,6 +799,75 @@ int ct_store_open_migrations(const char *path, const ct_embedded_file *migration
     return CT_OK;
 }
 
+/* ---- the write-ahead log --------------------------------------------------------- */
+
+
+static int on_wal_commit(void *ctx, sqlite3 *db, const char *schema, int wal_pages)
+{
+    (void)db;
+    (void)schema;
+    const wal_watch *w = ctx;
+    w->on_commit(w->user, wal_pages);
+    return SQLITE_OK;
+}
+
+void ct_store_wal_watch(ct_store *st, void (*on_commit)(void *user, int wal_pages), void (*before_begin)(void *user),
+                        void *user)
+{
+    if (!st || !st->db)
+        return;
+    if (!on_commit) {
+        /* SQLite's default: a checkpoint by the commit that crosses 1000 pages. */
+        sqlite3_wal_autocheckpoint(st->db, 1000);
+        free(st->wal_watch);
+        st->wal_watch = NULL;
+        return;
+    }
+    wal_watch *w = st->wal_watch ? st->wal_watch : malloc(sizeof *w);
+    if (!w) {
+        /* Without memory for the watch the connection keeps checkpointing
+         * by itself: slower, never unbounded. */
+        return;
+    }
+    w->on_commit = on_commit;
+    w->before_begin = before_begin;
+    w->user = user;
+    st->wal_watch = w;
+    /* Replaces the automatic checkpoint, which is itself a wal hook. */
+    sqlite3_wal_hook(st->db, on_wal_commit, w);
+}
+
+int ct_store_checkpoint(ct_store *st, ct_store_checkpoint_mode mode, int *wal_pages, int *copied, ct_error *err)
+{
+    int log = 0, ckpt = 0;
+    if (wal_pages)
+        *wal_pages = 0;
+    if (copied)
+        *copied = 0;
+    if (!st || !st->db)
+        return ct_error_set(err, CT_EINVAL, "ct_store_checkpoint: no store");
+    if (st->in_txn)
+        return ct_error_set(err, CT_EINVAL, "%s: cannot checkpoint inside a transaction", st->path);
+    int m = mode == CT_STORE_CHECKPOINT_TRUNCATE ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+    /* A TRUNCATE waits for the writer and the readers; its caller holds
+     * new writers back meanwhile, so it must give up soon, not in 5 s. */
+    st->busy_limit_ms = m == SQLITE_CHECKPOINT_TRUNCATE ? CT_STORE_CHECKPOINT_WAIT_MS : 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->db, "main", m, &log, &ckpt);
+    st->busy_limit_ms = 0;
+    if (wal_pages)
+        *wal_pages = log > 0 ? log : 0;
+    if (copied)
+        *copied = ckpt > 0 ? ckpt : 0;
+    /* A PASSIVE one finds another checkpoint under way (another
+     * connection's): that one does the work. */
+    if (rc == SQLITE_OK || ((rc & 0xff) == SQLITE_BUSY && m == SQLITE_CHECKPOINT_PASSIVE))
+        return CT_OK;
+    if ((rc & 0xff) == SQLITE_BUSY)
+        return ct_error_set(err, CT_EDB, "%s: checkpoint: the WAL stayed in use for %d ms (%d of %d pages copied)",
+                            st->path, m == SQLITE_CHECKPOINT_TRUNCATE ? CT_STORE_CHECKPOINT_WAIT_MS : 0, ckpt, log);
+    return ct_error_set(err, CT_EDB, "%s: checkpoint: %s", st->path, sqlite3_errmsg(st->db));
+}
+
 int ct_store_open(const char *path, ct_store **out, ct_error *err)
 {
     return ct_store_open_migrations(path, ct_migrations, ct_migrations_count, out, err);
@@ -803,5 +885,6 @@ void ct_store_close(ct_store *st)
         /* Statements are all finalized, so this cannot fail with BUSY. */
         sqlite3_close(st->db);
     }
+    free(st->wal_watch);
     free(st);
 }

@@ -110,6 +110,8 @@ struct ct_store {
     int schema_version;
     int in_txn;        /* ct_store_begin was called and not yet ended */
     int txn_broken;    /* SQLite rolled the caller's transaction back */
+    void *wal_watch;   /* ct_store_wal_watch's callback, owned (store.c) */
+    int busy_limit_ms; /* > 0: the busy wait's limit for now, instead of 5 s */
     sqlite3_stmt *stmt[STMT_COUNT_];
     /* One block of encoded samples: the write path's only buffer. */
     unsigned char block[2 * CT_STORE_BLOCK_SAMPLES];

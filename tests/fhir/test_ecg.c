@@ -530,6 +530,14 @@ static void test_refusals_components(void **state)
         {"1\t2 3 4", "data value 1"},
         {"1 2 3 EE", "data value 4"},
         {"1 2 3 -", "data value 4"},
+        /* Edges of the integer fast path: each must fall through to the
+         * full decimal parser and be refused by it. */
+        {"1 2 3 -01", "data value 4"},
+        {"1 2 3 00", "data value 4"},
+        {"1 2 3 --1", "data value 4"},
+        {"1 2 3 1-2", "data value 4"},
+        {"1 2 3 12a", "data value 4"},
+        {"1 2 3 -x", "data value 4"},
     };
     for (size_t i = 0; i < sizeof bad_data / sizeof bad_data[0]; i++) {
         o = base();
@@ -557,6 +565,39 @@ static void test_refusals_components(void **state)
     o = base();
     json_object_set_new(sd(o, 1), "data", json_string("1 2 3"));
     refused(o, NULL, CT_EFORMAT, CT_FHIR_IT_VALUE, SD1 ".data", "3 samples but component[0] has 4");
+}
+
+/* The integer fast path agrees with the general parser at its edges: the
+ * int16 bounds, -0, five digits beyond int16 (the lead is quantised then),
+ * and six digits (general parser). */
+static void test_integer_edges(void **state)
+{
+    (void)state;
+    json_t *o = base();
+    json_object_set_new(sd(o, 1), "data", json_string("-0 32767 -32767 7"));
+    ct_fhir_ecg e;
+    ct_fhir_issue is;
+    assert_int_equal(ct_fhir_ecg_from_json(o, NULL, &e, &is), 0);
+    const int16_t want[] = {0, 32767, -32767, 7};
+    assert_int_equal(e.leads[1].exact, 1);
+    assert_memory_equal(e.leads[1].samples, want, sizeof want);
+    ct_fhir_ecg_free(&e);
+    json_decref(o);
+    /* 32768 and -32768 are not int16 samples we keep exactly: quantised at
+     * 1 uV per unit (factor 5 uV: 5 * value), which here does not fit. */
+    o = base();
+    json_object_set_new(sd(o, 1), "data", json_string("0 32768 0 0"));
+    refused(o, NULL, CT_EFORMAT, CT_FHIR_IT_VALUE, "Observation.component[1].valueSampledData.data",
+            "data value 2 is 163840 uV");
+    o = base();
+    json_object_set_new(sd(o, 1), "factor", json_real(0.001));
+    json_object_set_new(sd(o, 1), "data", json_string("-32768 99999 123456 -1"));
+    assert_int_equal(ct_fhir_ecg_from_json(o, NULL, &e, &is), 0);
+    assert_int_equal(e.leads[1].exact, 0);
+    const int16_t wantq[] = {-33, 100, 123, 0}; /* 0.001 uV per unit, rounded half up */
+    assert_memory_equal(e.leads[1].samples, wantq, sizeof wantq);
+    ct_fhir_ecg_free(&e);
+    json_decref(o);
 }
 
 static void test_lead_table(void **state)
@@ -596,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_build_refusals),
         cmocka_unit_test(test_quantised),        cmocka_unit_test(test_refusals_resource),
         cmocka_unit_test(test_refusals_components), cmocka_unit_test(test_lead_table),
+        cmocka_unit_test(test_integer_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
