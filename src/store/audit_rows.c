@@ -61,16 +61,7 @@ static sqlite3_stmt *audit_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error
 {
     if (!st->stmt[id]) {
         const char *sql = stmt_text(id);
-        if (!sql) {
-            ct_error_set(err, CT_EINVAL, "%s: no SQL for audit statement %d", st->path, (int)id);
-            return NULL;
-        }
-        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+        return ct_store_stmt_from(st, id, sql, "audit", err);
     }
     return st->stmt[id];
 }

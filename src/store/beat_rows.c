@@ -35,16 +35,7 @@ static sqlite3_stmt *beat_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error 
 {
     if (!st->stmt[id]) {
         const char *sql = beat_sql(id);
-        if (!sql) {
-            ct_error_set(err, CT_EINVAL, "%s: no SQL for beat statement %d", st->path, (int)id);
-            return NULL;
-        }
-        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+        return ct_store_stmt_from(st, id, sql, "beat", err);
     }
     return st->stmt[id];
 }
@@ -186,7 +177,7 @@ int ct_store_twin_stream_get(ct_store *st, const char *patient, int64_t seq, ct_
     if (!st || !patient || !out || seq < 0)
         return ct_error_set(err, CT_EINVAL, "ct_store_twin_stream_get: missing argument");
     sqlite3_stmt *s = NULL;
-    const char *sql = "SELECT id, patient, seq, t0_ms, fs_hz, leads, next_sample, state, created_ms, updated_ms"
+    const char *sql = "SELECT " CT_STORE_TWIN_STREAM_COLUMNS
                       " FROM twin_stream WHERE patient = ?1 AND (?2 = 0 OR seq = ?2) ORDER BY seq DESC LIMIT 1";
     if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
         int rc = ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
@@ -198,18 +189,7 @@ int ct_store_twin_stream_get(ct_store *st, const char *patient, int64_t seq, ct_
     int ret = CT_OK;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(s, 0);
-        out->seq = sqlite3_column_int64(s, 2);
-        out->t0_ms = sqlite3_column_int64(s, 3);
-        out->fs_hz = sqlite3_column_double(s, 4);
-        out->next_sample = sqlite3_column_int64(s, 6);
-        const unsigned char *state = sqlite3_column_text(s, 7);
-        out->live = state && strcmp((const char *)state, "live") == 0;
-        out->created_ms = sqlite3_column_int64(s, 8);
-        out->updated_ms = sqlite3_column_int64(s, 9);
-        if ((ret = ct_store_copy_text(st, s, 1, out->patient, sizeof out->patient, "stream patient", err)) == CT_OK)
-            ret = ct_store_copy_text(st, s, 5, out->leads, sizeof out->leads, "stream leads", err);
+        ret = ct_store_twin_stream_read_row(st, s, out, err);
         if (ret == CT_OK && !(out->fs_hz > 0))
             ret = ct_error_set(err, CT_EDB, "%s: stream %lld has sampling rate %g", st->path, (long long)out->id,
                                out->fs_hz);

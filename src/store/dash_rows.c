@@ -112,7 +112,7 @@ int ct_store_twin_stream_at(ct_store *st, const char *patient, int64_t t_ms, ct_
         return ct_error_set(err, CT_EINVAL, "ct_store_twin_stream_at: missing argument");
     sqlite3_stmt *s = NULL;
     int ret = prepare(st,
-                      "SELECT id, patient, seq, t0_ms, fs_hz, leads, next_sample, state, created_ms, updated_ms"
+                      "SELECT " CT_STORE_TWIN_STREAM_COLUMNS
                       " FROM twin_stream WHERE patient = ?1 AND t0_ms <= ?2 ORDER BY t0_ms DESC, seq DESC LIMIT 1",
                       &s, err);
     if (ret != CT_OK)
@@ -121,18 +121,7 @@ int ct_store_twin_stream_at(ct_store *st, const char *patient, int64_t t_ms, ct_
     sqlite3_bind_int64(s, 2, t_ms);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(s, 0);
-        out->seq = sqlite3_column_int64(s, 2);
-        out->t0_ms = sqlite3_column_int64(s, 3);
-        out->fs_hz = sqlite3_column_double(s, 4);
-        out->next_sample = sqlite3_column_int64(s, 6);
-        const unsigned char *state = sqlite3_column_text(s, 7);
-        out->live = state && strcmp((const char *)state, "live") == 0;
-        out->created_ms = sqlite3_column_int64(s, 8);
-        out->updated_ms = sqlite3_column_int64(s, 9);
-        if ((ret = ct_store_copy_text(st, s, 1, out->patient, sizeof out->patient, "stream patient", err)) == CT_OK)
-            ret = ct_store_copy_text(st, s, 5, out->leads, sizeof out->leads, "stream leads", err);
+        ret = ct_store_twin_stream_read_row(st, s, out, err);
         if (ret == CT_OK && !(out->fs_hz > 0))
             ret = ct_error_set(err, CT_EDB, "%s: stream %lld has sampling rate %g", st->path, (long long)out->id,
                                out->fs_hz);

@@ -131,19 +131,51 @@ int ct_store_db_error(ct_store *st, ct_error *err, const char *fmt, ...)
     return ct_error_set(err, CT_EDB, "%s: %s", what, st && st->db ? sqlite3_errmsg(st->db) : "no database");
 }
 
-sqlite3_stmt *ct_store_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error *err)
+sqlite3_stmt *ct_store_stmt_from(ct_store *st, enum ct_store_stmt_id id, const char *sql, const char *what,
+                                 ct_error *err)
 {
-    if (!st->stmt[id]) {
-        int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &st->stmt[id], NULL);
-        if (rc != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, stmt_sql[id]);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+    if (st->stmt[id])
+        return st->stmt[id];
+    if (!sql) {
+        ct_error_set(err, CT_EINVAL, "%s: no SQL for %s statement %d", st->path, what, (int)id);
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
+        ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
+        sqlite3_finalize(st->stmt[id]);
+        st->stmt[id] = NULL;
+        return NULL;
     }
     return st->stmt[id];
+}
+
+sqlite3_stmt *ct_store_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error *err)
+{
+    return ct_store_stmt_from(st, id, stmt_sql[id], "store", err);
+}
+
+int ct_store_name_ok(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n == 0 || n > max)
+        return 0;
+    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int ct_store_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || *s == 0x7f)
+            return 0;
+    return 1;
 }
 
 int ct_store_grow(void **v, size_t *cap, size_t n, size_t elem_size, size_t first_cap)

@@ -119,8 +119,27 @@ struct ct_store {
 
 /* The cached statement `id`, reset and unbound, or NULL with err filled. */
 sqlite3_stmt *ct_store_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error *err);
+/* The cached statement `id`, prepared from `sql` on first use: for the
+ * files that keep their SQL beside their code (audit_rows.c, token_rows.c
+ * ...). A NULL sql is CT_EINVAL naming `what` ("no SQL for token statement
+ * 7"); ct_store_stmt is this with store.c's own table. */
+sqlite3_stmt *ct_store_stmt_from(ct_store *st, enum ct_store_stmt_id id, const char *sql, const char *what,
+                                 ct_error *err);
 /* Resets and unbinds a statement after use (the cache keeps it). */
 void ct_store_stmt_done(sqlite3_stmt *s);
+
+/* 1 when s is a name of tokens and users: a letter, then letters, digits,
+ * '.', '_' or '-', max bytes at most (the schema's CHECK, here so that the
+ * refusal can name the field). */
+int ct_store_name_ok(const char *s, size_t max);
+/* 1 when s holds no space, control byte or DEL. */
+int ct_store_printable(const char *s);
+
+/* A twin_stream row selected as CT_STORE_TWIN_STREAM_COLUMNS, into *s
+ * (twin_rows.c; also read by beat_rows.c and dash_rows.c). */
+#define CT_STORE_TWIN_STREAM_COLUMNS \
+    "id, patient, seq, t0_ms, fs_hz, leads, next_sample, state, created_ms, updated_ms"
+int ct_store_twin_stream_read_row(ct_store *st, sqlite3_stmt *q, ct_store_twin_stream *s, ct_error *err);
 
 /* CT_EDB (or a finer code for constraint failures the caller asked about)
  * with "what: <sqlite message>". */

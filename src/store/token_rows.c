@@ -47,50 +47,18 @@ static sqlite3_stmt *token_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error
         for (size_t i = 0; i < sizeof token_sql / sizeof token_sql[0]; i++)
             if (token_sql[i].id == id)
                 sql = token_sql[i].sql;
-        if (!sql) {
-            ct_error_set(err, CT_EINVAL, "%s: no SQL for token statement %d", st->path, (int)id);
-            return NULL;
-        }
-        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+        return ct_store_stmt_from(st, id, sql, "token", err);
     }
     return st->stmt[id];
 }
 
 /* ---- field checks (the schema's CHECKs, with a message that names the field) ---- */
 
-static int name_ok(const char *s)
-{
-    size_t n = strnlen(s, CT_STORE_TOKEN_NAME_MAX + 1);
-    if (n == 0 || n > CT_STORE_TOKEN_NAME_MAX)
-        return 0;
-    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-static int printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || *s == 0x7f)
-            return 0;
-    return 1;
-}
 
 static int check_token(const ct_store_token *t, ct_error *err)
 {
     int rc;
-    if (!name_ok(t->name))
+    if (!ct_store_name_ok(t->name, CT_STORE_TOKEN_NAME_MAX))
         return ct_error_set(err, CT_EINVAL,
                             "token name '%.80s' must be 1 to %d of A-Z a-z 0-9 . _ - starting with a letter",
                             t->name, CT_STORE_TOKEN_NAME_MAX);
@@ -102,7 +70,7 @@ static int check_token(const ct_store_token *t, ct_error *err)
         (rc = ct_store_check_text(t->patient, sizeof t->patient, 0, "token patient", err)) ||
         (rc = ct_store_check_text(t->created_by, sizeof t->created_by, 1, "token creator", err)))
         return rc;
-    if (t->patient[0] && !printable(t->patient))
+    if (t->patient[0] && !ct_store_printable(t->patient))
         return ct_error_set(err, CT_EINVAL, "token %s: the patient id holds a space or control character", t->name);
     if (t->created_ms < 0 || t->expires_ms < 0)
         return ct_error_set(err, CT_EINVAL, "token %s: negative creation or expiry time", t->name);
@@ -250,7 +218,7 @@ int ct_store_token_get_by_name(ct_store *st, const char *name, ct_store_token *o
 {
     if (!st || !name || !out)
         return ct_error_set(err, CT_EINVAL, "ct_store_token_get_by_name: missing argument");
-    if (!name_ok(name))
+    if (!ct_store_name_ok(name, CT_STORE_TOKEN_NAME_MAX))
         return ct_error_set(err, CT_ENOTFOUND, "no token %.80s (a token name starts with a letter)", name);
     sqlite3_stmt *q = token_stmt(st, STMT_TOKEN_GET_BY_NAME, err);
     if (!q)

@@ -27,8 +27,7 @@ static const struct {
      "UPDATE twin_stream SET next_sample = ?2, state = CASE WHEN ?3 THEN state ELSE 'ended' END,"
      " updated_ms = ?4 WHERE id = ?1 AND next_sample <= ?2"},
     {STMT_TWIN_STREAMS_LIVE,
-     "SELECT id, patient, seq, t0_ms, fs_hz, leads, next_sample, state, created_ms, updated_ms"
-     " FROM twin_stream WHERE state = 'live' ORDER BY id"},
+     "SELECT " CT_STORE_TWIN_STREAM_COLUMNS " FROM twin_stream WHERE state = 'live' ORDER BY id"},
     {STMT_TWIN_SEGMENT_INSERT,
      "INSERT INTO twin_segment(stream_id, record_id, first_sample) VALUES (?1, ?2, ?3) RETURNING id"},
     {STMT_TWIN_SEGMENT_AT,
@@ -104,16 +103,7 @@ static sqlite3_stmt *twin_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error 
 {
     if (!st->stmt[id]) {
         const char *sql = stmt_text(id);
-        if (!sql) {
-            ct_error_set(err, CT_EINVAL, "%s: no SQL for twin statement %d", st->path, (int)id);
-            return NULL;
-        }
-        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+        return ct_store_stmt_from(st, id, sql, "twin", err);
     }
     return st->stmt[id];
 }
@@ -249,7 +239,7 @@ int ct_store_twin_stream_update(ct_store *st, int64_t stream_id, int64_t next_sa
     return ct_store_op_end(st, stream_update_op(st, stream_id, next_sample, live, err), err);
 }
 
-static int read_stream(ct_store *st, sqlite3_stmt *q, ct_store_twin_stream *s, ct_error *err)
+int ct_store_twin_stream_read_row(ct_store *st, sqlite3_stmt *q, ct_store_twin_stream *s, ct_error *err)
 {
     memset(s, 0, sizeof *s);
     s->id = sqlite3_column_int64(q, 0);
@@ -269,7 +259,6 @@ static int read_stream(ct_store *st, sqlite3_stmt *q, ct_store_twin_stream *s, c
     return CT_OK;
 }
 
-/* Grows *v to hold one more element of `size` bytes. */
 int ct_store_twin_streams_live(ct_store *st, ct_store_twin_stream **out, size_t *n_out, ct_error *err)
 {
     if (!st || !out || !n_out)
@@ -287,7 +276,7 @@ int ct_store_twin_streams_live(ct_store *st, ct_store_twin_stream **out, size_t 
             ret = ct_error_set(err, CT_ENOMEM, "out of memory listing live streams");
             break;
         }
-        if ((ret = read_stream(st, q, &v[n], err)) != CT_OK)
+        if ((ret = ct_store_twin_stream_read_row(st, q, &v[n], err)) != CT_OK)
             break;
         n++;
     }

@@ -65,45 +65,13 @@ static sqlite3_stmt *user_stmt(ct_store *st, enum ct_store_stmt_id id, ct_error 
         for (size_t i = 0; i < sizeof user_sql / sizeof user_sql[0]; i++)
             if (user_sql[i].id == id)
                 sql = user_sql[i].sql;
-        if (!sql) {
-            ct_error_set(err, CT_EINVAL, "%s: no SQL for user statement %d", st->path, (int)id);
-            return NULL;
-        }
-        if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[id], NULL) != SQLITE_OK) {
-            ct_store_db_error(st, err, "%s: preparing \"%.60s\"", st->path, sql);
-            sqlite3_finalize(st->stmt[id]);
-            st->stmt[id] = NULL;
-            return NULL;
-        }
+        return ct_store_stmt_from(st, id, sql, "user", err);
     }
     return st->stmt[id];
 }
 
 /* ---- field checks (the schema's CHECKs, with a message that names the field) ---- */
 
-static int name_ok(const char *s)
-{
-    size_t n = strnlen(s, CT_STORE_USER_NAME_MAX + 1);
-    if (n == 0 || n > CT_STORE_USER_NAME_MAX)
-        return 0;
-    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-static int printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || *s == 0x7f)
-            return 0;
-    return 1;
-}
 
 static int check_kdf(const ct_store_user *u, ct_error *err)
 {
@@ -119,7 +87,7 @@ static int check_kdf(const ct_store_user *u, ct_error *err)
 
 static int check_user(const ct_store_user *u, ct_error *err)
 {
-    if (!name_ok(u->name))
+    if (!ct_store_name_ok(u->name, CT_STORE_USER_NAME_MAX))
         return ct_error_set(err, CT_EINVAL,
                             "user name '%.80s' must be 1 to %d of A-Z a-z 0-9 . _ - and start with a letter", u->name,
                             CT_STORE_USER_NAME_MAX);
@@ -129,7 +97,7 @@ static int check_user(const ct_store_user *u, ct_error *err)
     int rc = ct_store_check_text(u->created_by, sizeof u->created_by, 1, "user creator", err);
     if (rc != CT_OK)
         return rc;
-    if (u->patient[0] && !printable(u->patient))
+    if (u->patient[0] && !ct_store_printable(u->patient))
         return ct_error_set(err, CT_EINVAL, "user %s: the patient id holds a space or control character", u->name);
     if (u->created_ms < 0)
         return ct_error_set(err, CT_EINVAL, "user %s: negative creation time", u->name);
@@ -297,7 +265,7 @@ int ct_store_user_get_by_name(ct_store *st, const char *name, ct_store_user *out
 {
     if (!st || !name || !out)
         return ct_error_set(err, CT_EINVAL, "ct_store_user_get_by_name: missing argument");
-    if (!name_ok(name))
+    if (!ct_store_name_ok(name, CT_STORE_USER_NAME_MAX))
         return ct_error_set(err, CT_ENOTFOUND, "no user %.80s (a user name starts with a letter)", name);
     sqlite3_stmt *q = user_stmt(st, STMT_USER_GET_BY_NAME, err);
     if (!q)
