@@ -222,19 +222,32 @@ static void allow_header(unsigned bits, char *buf, size_t cap)
 #define REFUSED_ALL_RATE 1.0
 #define REFUSED_ALL_BURST 60.0
 
+/* A route's "Type.p" scope, split: the type into type (cap bytes) and the
+ * permission letter returned; 0 (and type "") for a public route, one any
+ * authenticated caller may use, or a type too long for type. */
+static char route_scope(const ct_http_route *r, char *type, size_t cap)
+{
+    type[0] = '\0';
+    const char *scope = r ? r->scope : NULL;
+    if (!scope || strcmp(scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0)
+        return 0;
+    const char *dot = strrchr(scope, '.');
+    if (!dot || (size_t)(dot - scope) >= cap)
+        return 0;
+    snprintf(type, cap, "%.*s", (int)(dot - scope), scope);
+    return dot[1];
+}
+
 static const char *refused_action(const ct_http_req *req)
 {
-    const char *scope = req->route ? req->route->scope : NULL;
-    const char *dot = scope ? strrchr(scope, '.') : NULL;
-    if (dot && strcmp(scope, CT_HTTP_SCOPE_AUTHENTICATED) != 0) {
-        switch (dot[1]) {
-        case 'c': return "create";
-        case 'r': return "read";
-        case 'u': return "update";
-        case 'd': return "delete";
-        case 's': return "search";
-        default: break;
-        }
+    char type[CT_FHIR_TYPE_MAX + 1];
+    switch (route_scope(req->route, type, sizeof type)) {
+    case 'c': return "create";
+    case 'r': return "read";
+    case 'u': return "update";
+    case 'd': return "delete";
+    case 's': return "search";
+    default: break;
     }
     if (req->method_bit & CT_HTTP_PUT)
         return "update";
@@ -271,11 +284,8 @@ static void audit_refusal(ct_http_req *req, int status, const char *name, const 
     ct_error err = {0};
     if (ct_http_store_acquire(req, &st, &err) != CT_OK)
         return; /* no database: nothing to write to (and the refusal says so) */
-    const char *scope = req->route ? req->route->scope : NULL;
-    const char *dot = scope ? strrchr(scope, '.') : NULL;
-    char type[CT_FHIR_TYPE_MAX + 1] = "";
-    if (dot && strcmp(scope, CT_HTTP_SCOPE_AUTHENTICATED) != 0 && (size_t)(dot - scope) < sizeof type)
-        snprintf(type, sizeof type, "%.*s", (int)(dot - scope), scope);
+    char type[CT_FHIR_TYPE_MAX + 1];
+    route_scope(req->route, type, sizeof type);
     ct_audit_detail d;
     ct_audit_detail_init(&d);
     ct_audit_detail_int(&d, "status", status);
@@ -394,11 +404,8 @@ static int authorize(ct_http_req *req)
     }
     if (strcmp(req->route->scope, CT_HTTP_SCOPE_AUTHENTICATED) == 0)
         return 0;
-    const char *dot = strrchr(req->route->scope, '.');
-    char type[CT_FHIR_TYPE_MAX + 1] = "";
-    unsigned perm = dot ? ct_http_perm_bit(dot[1]) : 0;
-    if (dot && (size_t)(dot - req->route->scope) < sizeof type)
-        snprintf(type, sizeof type, "%.*s", (int)(dot - req->route->scope), req->route->scope);
+    char type[CT_FHIR_TYPE_MAX + 1];
+    unsigned perm = ct_http_perm_bit(route_scope(req->route, type, sizeof type));
     if (perm && type[0] && ct_http_caller_grant(req, type, perm) != CT_HTTP_GRANT_NONE)
         return 0;
     char need[300], msg[1200];
