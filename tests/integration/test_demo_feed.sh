@@ -17,8 +17,14 @@ for bad in 17 -1 x ""; do
   expect_eq "--demo '$bad': usage, exit 2" 2 "$rc"
   expect_match "--demo '$bad': the error names the option" '--demo' "$err"
 done
+for bad in 110 75 1025 x ""; do
+  run "$CT_BIN" --db "$db" serve --port 0 --demo 1 --demo-chunk-ms "$bad"
+  expect_eq "--demo-chunk-ms '$bad': usage, exit 2" 2 "$rc"
+  expect_match "--demo-chunk-ms '$bad': the error names the option and its steps" '--demo-chunk-ms .*steps of 25' "$err"
+done
 run "$CT_BIN" serve --help
 expect_match "serve --help documents --demo" '--demo N' "$out"
+expect_match "serve --help documents --demo-chunk-ms" '--demo-chunk-ms MS' "$out"
 
 ct_token "$state/admin.token" admin demo-admin
 token=$(cat "$state/admin.token")
@@ -124,5 +130,22 @@ if [ "$n_feed" -ge "$n2" ]; then
 else
   fail "demo-1: $n_feed audit entries by demo-feed for $n2 Observations"
 fi
+
+# A shorter posting interval: each Observation carries 250 ms (90 samples
+# a lead at 360 Hz), and they still follow each other without a gap.
+ct_serve_start --demo 1 --demo-chunk-ms 250
+sleep 3
+req "/Observation?patient=demo-1&code=$ecg_code&_count=100&_sort=-date"
+short=$(py '
+import json, sys
+obs = [e["resource"] for e in json.load(open(sys.argv[1])).get("entry", []) if e["resource"]["resourceType"] == "Observation"]
+new = [o for o in obs if len(o["component"][0]["valueSampledData"]["data"].split()) != 360]
+sizes = sorted({len(c["valueSampledData"]["data"].split()) for o in new for c in o["component"]})
+spans = sorted((o["effectivePeriod"]["start"], o["effectivePeriod"]["end"]) for o in new)
+gaps = sum(1 for a, b in zip(spans, spans[1:]) if a[1] != b[0])
+print(len(new) >= 4, sizes, gaps)')
+expect_eq "--demo-chunk-ms 250: Observations of 90 samples a lead, no gap" "True [90] 0" "$short"
+ct_serve_stop
+expect_eq "the second server exits 0" 0 "$stop_rc"
 
 finish
